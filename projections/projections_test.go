@@ -1,0 +1,123 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/logbook-fleet/logbook/events/embedded"
+	"github.com/logbook-fleet/logbook/projections"
+	"github.com/logbook-fleet/logbook/projections/sinktest"
+	"github.com/logbook-fleet/logbook/projections/sqlite"
+)
+
+func TestValidateName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"fleet": true, "unit_status": true, "a1": true, "things_x": true,
+		"": false, "Fleet": false, "fleet-x": false, "_a": false, "a__b": false, "a_": false,
+		"fleet_v2": false, "v1": false, "logbook_x": false, strings.Repeat("a", 33): false,
+		"x;drop": false, "fleet_v2x": true,
+	} {
+		err := projections.ValidateName(name)
+		if (err == nil) != ok || (err != nil && !errors.Is(err, projections.ErrInvalidName)) {
+			t.Errorf("ValidateName(%q) = %v, want ok=%v", name, err, ok)
+		}
+	}
+}
+
+func TestTableNames(t *testing.T) {
+	if got := projections.TableName("fleet", 2, "units"); got != "fleet_v2_units" {
+		t.Fatal(got)
+	}
+	for table, want := range map[string]int{"fleet_v2_units": 2, "fleet_v10_a_b": 10, "fleet_v2": 0, "fleet_x_v1_a": 0, "fleet_v02_a": 0, "fleetv1_a": 0} {
+		v, ok := projections.VersionOfTable("fleet", table)
+		if (want == 0) == ok || v != want {
+			t.Errorf("VersionOfTable(fleet, %q) = %d, %v; want %d", table, v, ok, want)
+		}
+	}
+}
+
+func TestRebind(t *testing.T) {
+	for in, want := range map[string]string{
+		"SELECT 1":                               "SELECT 1",
+		"a = ? AND b = ?":                        "a = $1 AND b = $2",
+		"a = '?' AND b = ? -- c = ?\n AND d = ?": "a = '?' AND b = $1 -- c = ?\n AND d = $2",
+		`"we?ird" = ? AND e = 'it''s ?' AND f=?`: `"we?ird" = $1 AND e = 'it''s ?' AND f=$2`,
+	} {
+		if got := projections.Rebind(in); got != want {
+			t.Errorf("Rebind(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestStartRejectsBadProjections(t *testing.T) {
+	ctx := context.Background()
+	st, _ := embedded.Open(ctx, "x", embedded.InMemory())
+	defer st.Close()
+	sink, _ := sqlite.Open(ctx, sqlite.Memory)
+	defer sink.Close()
+	good := sinktest.Counter("counts", 1, sinktest.CounterOptions{})
+	bad := good
+	bad.Name, bad.Version, bad.Handler = "Bad", 0, nil
+	if _, err := projections.Start(ctx, st, sink, []projections.Projection{good, good}); err == nil {
+		t.Error("duplicate names accepted")
+	}
+	if _, err := projections.Start(ctx, st, sink, []projections.Projection{bad}); !errors.Is(err, projections.ErrInvalidName) {
+		t.Errorf("bad projection: %v", err)
+	}
+	if _, err := projections.Start(ctx, st, sink, nil, projections.WithMaxBatch(0), projections.WithBackoff(time.Second, time.Millisecond)); err == nil {
+		t.Error("bad options accepted")
+	}
+}
+
+func TestCollector(t *testing.T) {
+	ctx := context.Background()
+	st, _ := embedded.Open(ctx, "x", embedded.InMemory())
+	defer st.Close()
+	sink, _ := sqlite.Open(ctx, sqlite.Memory)
+	defer sink.Close()
+	sinktest.MustAppendCounters(t, ctx, st, 3, 50, 1)
+	r, err := projections.Start(ctx, st, sink, []projections.Projection{sinktest.Counter("counts", 1, sinktest.CounterOptions{})},
+		projections.WithLogger(sinktest.QuietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.WaitReady(ctx, "counts"); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(projections.NewCollector(r))
+	want := `
+# HELP logbook_projection_checkpoint Position of the last event the projection committed.
+# TYPE logbook_projection_checkpoint gauge
+logbook_projection_checkpoint{projection="counts"} 50
+# HELP logbook_projection_events_total Events handled by the projection since start.
+# TYPE logbook_projection_events_total counter
+logbook_projection_events_total{projection="counts"} 50
+# HELP logbook_projection_lag Head minus checkpoint, in events.
+# TYPE logbook_projection_lag gauge
+logbook_projection_lag{projection="counts"} 0
+# HELP logbook_projection_ready 1 when the projection can serve reads, else 0.
+# TYPE logbook_projection_ready gauge
+logbook_projection_ready{projection="counts"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "logbook_projection_checkpoint", "logbook_projection_events_total",
+		"logbook_projection_lag", "logbook_projection_ready"); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := r.WaitReady(ctx, "counts"); err != nil {
+		t.Fatalf("WaitReady after ready and Close: %v", err)
+	}
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+}
