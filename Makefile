@@ -17,6 +17,7 @@ export PATH := $(GOBIN_DIR):$(PATH)
 PROTOC_VERSION        := 3.21.12
 PROTOC_APT_PACKAGES   := protobuf-compiler libprotobuf-dev
 PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
 STATICCHECK_VERSION   := v0.8.2
 
 # Sudo only when not root (CI and the dev machines run as root).
@@ -24,7 +25,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PROTO_DIR  := proto
 PROTO_SRCS  = $(shell find $(PROTO_DIR) -name '*.proto' | LC_ALL=C sort)
-PROTOC_CMD  = protoc -I $(PROTO_DIR) --go_out=paths=source_relative:$(1) $(PROTO_SRCS)
+PROTOC_CMD  = protoc -I $(PROTO_DIR) --go_out=paths=source_relative:$(1) \
+	--connect-go_out=paths=source_relative:$(1) $(PROTO_SRCS)
 
 TEST_TIMEOUT ?= 14m
 TEST_FLAGS   ?=
@@ -40,7 +42,12 @@ help: ## list the targets
 	@echo "variables: GO=$(GO) FUZZTIME=$(FUZZTIME) BENCH_FLAGS=$(BENCH_FLAGS) TEST_FLAGS=$(TEST_FLAGS)"
 
 .PHONY: run
-run: ## run the demo: append, read and verify events in the embedded store
+run: ## run a control plane (logbook serve) with three simulated units, data in ./logbook-dev
+	$(GO) build -o bin/logbook ./cmd/logbook
+	./bin/logbook dev
+
+.PHONY: demo
+demo: ## walk through the embedded event log: append, read and verify
 	$(GO) run ./cmd/logbook demo
 
 .PHONY: test
@@ -72,7 +79,7 @@ fuzz: ## run each Fuzz target for FUZZTIME (default 10s)
 	if [ $$found = 0 ]; then echo "no Fuzz targets found"; fi
 
 .PHONY: proto
-proto: tool-protoc tool-protoc-gen-go ## regenerate proto/**/*.pb.go from proto/**/*.proto
+proto: tool-protoc tool-protoc-gen-go tool-protoc-gen-connect-go ## regenerate proto/**/*.pb.go from proto/**/*.proto
 	$(call PROTOC_CMD,$(PROTO_DIR))
 
 .PHONY: verify
@@ -99,11 +106,11 @@ verify-tidy:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 .PHONY: verify-proto
-verify-proto: tool-protoc tool-protoc-gen-go
+verify-proto: tool-protoc tool-protoc-gen-go tool-protoc-gen-connect-go
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(call PROTOC_CMD,$$tmp); \
 	stale=0; \
-	for f in $$( { (cd $$tmp && find . -name '*.pb.go'); (cd $(PROTO_DIR) && find . -name '*.pb.go'); } | LC_ALL=C sort -u); do \
+	for f in $$( { (cd $$tmp && find . -name '*.pb.go' -o -name '*.connect.go'); (cd $(PROTO_DIR) && find . -name '*.pb.go' -o -name '*.connect.go'); } | LC_ALL=C sort -u); do \
 	  if [ ! -f "$(PROTO_DIR)/$$f" ]; then echo "missing generated file $(PROTO_DIR)/$${f#./}"; stale=1; \
 	  elif [ ! -f "$$tmp/$$f" ]; then echo "generated file $(PROTO_DIR)/$${f#./} has no .proto source"; stale=1; \
 	  elif ! diff -u "$(PROTO_DIR)/$$f" "$$tmp/$$f"; then stale=1; fi; \
@@ -111,7 +118,7 @@ verify-proto: tool-protoc tool-protoc-gen-go
 	if [ $$stale = 1 ]; then echo "generated code is out of date: run make proto"; exit 1; fi
 
 .PHONY: tools
-tools: tool-protoc tool-protoc-gen-go tool-staticcheck ## install the pinned protoc, protoc-gen-go and staticcheck when missing
+tools: tool-protoc tool-protoc-gen-go tool-protoc-gen-connect-go tool-staticcheck ## install the pinned protoc, protoc-gen-go, protoc-gen-connect-go and staticcheck when missing
 
 .PHONY: tool-protoc
 tool-protoc:
@@ -131,6 +138,13 @@ tool-protoc-gen-go:
 	@if [ "$$(protoc-gen-go --version 2>/dev/null)" != "protoc-gen-go $(PROTOC_GEN_GO_VERSION)" ]; then \
 	  echo "installing protoc-gen-go $(PROTOC_GEN_GO_VERSION)"; \
 	  $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION); \
+	fi
+
+.PHONY: tool-protoc-gen-connect-go
+tool-protoc-gen-connect-go:
+	@if [ "$$(protoc-gen-connect-go --version 2>/dev/null)" != "$(PROTOC_GEN_CONNECT_GO_VERSION:v%=%)" ]; then \
+	  echo "installing protoc-gen-connect-go $(PROTOC_GEN_CONNECT_GO_VERSION)"; \
+	  $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION); \
 	fi
 
 .PHONY: tool-staticcheck

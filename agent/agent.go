@@ -110,7 +110,8 @@ func (a *Agent) path(elem ...string) string {
 func (a *Agent) open(ctx context.Context) error {
 	cfg := a.cfg
 	var err error
-	if a.spool, err = OpenSpool(ctx, a.path("spool"), a.path("spool.acked"), cfg.Unit, a.logger); err != nil {
+	if a.spool, err = OpenSpool(ctx, a.path("spool"), a.path("spool.acked"), cfg.Unit, a.logger,
+		WithSpoolCompactAt(cfg.SpoolCompactBytes)); err != nil {
 		return err
 	}
 	cmdLog, err := embedded.Open(ctx, a.path("commands"), embedded.WithLogger(a.logger))
@@ -118,16 +119,22 @@ func (a *Agent) open(ctx context.Context) error {
 		return fmt.Errorf("open command log: %w", err)
 	}
 	a.commands = &commander{a: a, log: cmdLog}
+	records := &pidRecords{dir: a.path("running"), logger: a.logger}
+	// Before anything runs: what the last run left running must be gone
+	// before its commands are reported failed and its processes started.
+	if err := records.killLeftovers(ctx); err != nil {
+		return err
+	}
 	allow := map[string]bool{}
 	for _, p := range cfg.Allow {
 		allow[p] = true
 	}
 	a.syslog = &syslogMethod{files: cfg.Syslog, dir: a.path("syslog"), poll: cfg.SyslogPoll, spool: a.spool,
 		logger: a.logger, ctx: a.workCtx, followers: map[string]*follower{}}
-	a.procs = &supervisor{allow: allow, dir: a.path("processes"), spool: a.spool, logger: a.logger,
+	a.procs = &supervisor{allow: allow, dir: a.path("processes"), records: records, spool: a.spool, logger: a.logger,
 		ctx: a.workCtx, cfg: cfg, procs: map[string]*supervised{}}
 	a.methods = map[string]method{
-		"shellcommand":     &shellMethod{allow: allow, max: cfg.MaxCommandDuration, grace: cfg.StopGrace},
+		"shellcommand":     &shellMethod{allow: allow, max: cfg.MaxCommandDuration, grace: cfg.StopGrace, records: records},
 		"syslogforwarding": a.syslog,
 		processMethodName:  a.procs,
 		"config":           &configMethod{dir: a.path("config")},

@@ -54,6 +54,10 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// ReconnectWait between attempts to reconnect to NATS.
 	ReconnectWait time.Duration
+	// SpoolCompactBytes: once every spooled event is acknowledged and the
+	// spool's newest generation is larger than this, the spool starts a
+	// new generation and deletes the old (see Spool).
+	SpoolCompactBytes int64
 
 	// SyslogPoll is how often followed files are checked for new lines,
 	// rotation and truncation.
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		RetryMin:            200 * time.Millisecond,
 		RetryMax:            30 * time.Second,
 		ReconnectWait:       2 * time.Second,
+		SpoolCompactBytes:   DefaultSpoolCompactBytes,
 		SyslogPoll:          500 * time.Millisecond,
 		ProcessBackoffMin:   time.Second,
 		ProcessBackoffMax:   time.Minute,
@@ -148,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProcessBackoffMax < c.ProcessBackoffMin {
 		bad("process backoff max %v below min %v", c.ProcessBackoffMax, c.ProcessBackoffMin)
+	}
+	if c.SpoolCompactBytes <= 0 {
+		bad("spool compact bytes: %d must be positive", c.SpoolCompactBytes)
 	}
 	if c.SendWindow < 1 {
 		bad("send window: %d must be at least 1", c.SendWindow)

@@ -72,7 +72,22 @@
 // Up to Config.SendWindow events are in flight; after a failure the agent
 // backs off (with jitter) and resends from the first unacked event. Memory
 // stays bounded however long the backlog: events are read back one at a
-// time.
+// time. Disk stays bounded too: when everything is acknowledged and the
+// spool is larger than Config.SpoolCompactBytes, it starts a new
+// generation and deletes the old one (crash-safe; see Spool).
+//
+// # Child processes
+//
+// Commands and supervised processes run in their own process group; on
+// Linux they also get SIGKILL when the agent dies (Pdeathsig). While one
+// runs, its pid, process group and start time are kept in
+// <data>/running/. An agent that starts after being killed first kills
+// the process groups those records name (checking the start time, so a
+// reused pid is left alone) and waits for them to go; only then does it
+// report the commands that were running as failed ("agent restarted while
+// running") and start its supervised processes afresh. Nothing is
+// adopted: a process the agent cannot wait for is a process it cannot
+// supervise.
 //
 // Heartbeats (AgentHeartbeat, every Config.HeartbeatInterval) do not go
 // through the spool: a heartbeat says "alive now", and hours of them piling
@@ -85,10 +100,14 @@
 //	identity/key.pem          the unit's ed25519 key (PKCS#8 PEM), 0600
 //	identity/enrolment.json   NATS user, password and URLs, the control
 //	                          plane's public key, 0600
-//	spool/                    embedded event store: stream outbox-<unit>,
-//	                          one EdgeEvent per event; seq = position
+//	spool/gen-<base>/         spool generations: embedded event stores,
+//	                          stream outbox-<unit>, one EdgeEvent per
+//	                          event; seq = base + position
 //	spool.acked               {"acked": seq}: the control plane has every
 //	                          event up to seq (written atomically)
+//	running/<kind>-<key>.json pid records of running commands and
+//	                          supervised processes (pid, process group,
+//	                          start time), removed once they were reaped
 //	commands/                 embedded event store: stream command-<id> per
 //	                          command (the command, its start, its outcome)
 //	syslog/<log>.json         follower state: running, file id, offset

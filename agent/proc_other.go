@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 )
@@ -19,3 +20,5 @@ func killProcessGroup(c *exec.Cmd) error {
 func terminateProcessGroup(c *exec.Cmd) error { return killProcessGroup(c) }
 
 func fileID(os.FileInfo) string { return "" }
+
+func killGroup(int) error { return errors.New("process groups not supported on this system") }

@@ -10,9 +10,10 @@ import (
 )
 
 // setProcessGroup makes c the leader of its own process group, so that
-// stopping it also stops what it started.
+// stopping it also stops what it started; on Linux the child also gets
+// SIGKILL when the agent dies (see childAttr).
 func setProcessGroup(c *exec.Cmd) {
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.SysProcAttr = childAttr()
 }
 
 func killProcessGroup(c *exec.Cmd) error { return signalProcessGroup(c, syscall.SIGKILL) }
@@ -24,6 +25,18 @@ func signalProcessGroup(c *exec.Cmd, sig syscall.Signal) error {
 		return nil
 	}
 	if err := syscall.Kill(-c.Process.Pid, sig); err != nil && err != syscall.ESRCH {
+		return err
+	}
+	return nil
+}
+
+// killGroup sends SIGKILL to process group pgid; a group that is gone is
+// not an error.
+func killGroup(pgid int) error {
+	if pgid <= 1 {
+		return fmt.Errorf("refusing to signal process group %d", pgid)
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
 		return err
 	}
 	return nil

@@ -57,12 +57,13 @@ const (
 // supervisor runs "process" commands and keeps processes in their desired
 // state.
 type supervisor struct {
-	allow  map[string]bool
-	dir    string
-	spool  *Spool
-	logger *slog.Logger
-	ctx    context.Context // the agent's work context
-	cfg    Config
+	allow   map[string]bool
+	dir     string
+	records *pidRecords
+	spool   *Spool
+	logger  *slog.Logger
+	ctx     context.Context // the agent's work context
+	cfg     Config
 
 	mu    sync.Mutex
 	procs map[string]*supervised
@@ -262,14 +263,17 @@ func (p *supervisor) supervise(sp *supervised) {
 		c := exec.Command(spec.Command[0], spec.Command[1:]...)
 		setProcessGroup(c)
 		startedAt := time.Now()
+		rec := p.records.prepare(pidKindProcess, sp.name, c)
 		if err := c.Start(); err != nil {
+			rec.done()
 			p.report(sp, logbookv1.ProcessStatus_PROCESS_STATUS_FAILED, restarts, -1, err.Error())
 			halted, seenGen = true, gen
 			continue
 		}
 		p.report(sp, logbookv1.ProcessStatus_PROCESS_STATUS_RUNNING, restarts, 0, "")
+		rec.started(c)
 		exited := make(chan struct{})
-		go func() { c.Wait(); close(exited) }()
+		go func() { c.Wait(); rec.done(); close(exited) }()
 
 		// Wait for the exit, a command that changes what we want, or the end.
 		stopReason := ""

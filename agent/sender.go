@@ -85,6 +85,10 @@ func (s *sender) run(ctx context.Context) {
 func (s *sender) round(ctx context.Context) error {
 	from := s.spool.Acked() + 1
 	if from > s.spool.Head() {
+		// Drained, with no read open: the moment to compact.
+		if _, err := s.spool.Compact(ctx); err != nil {
+			s.logger.Error("spool: compaction failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-s.spool.Notify():

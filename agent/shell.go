@@ -17,9 +17,10 @@ import (
 // MaxCommandDuration, whichever comes first; then its process group is
 // killed. Combined output is kept up to MaxOutput.
 type shellMethod struct {
-	allow map[string]bool
-	max   time.Duration
-	grace time.Duration
+	allow   map[string]bool
+	max     time.Duration
+	grace   time.Duration
+	records *pidRecords
 }
 
 func (s *shellMethod) check(cmd *logbookv1.EdgeCommand) error {
@@ -31,12 +32,14 @@ func (s *shellMethod) check(cmd *logbookv1.EdgeCommand) error {
 
 func (s *shellMethod) run(ctx context.Context, cmd *logbookv1.EdgeCommand) *logbookv1.AgentCommandResult {
 	timeout := min(s.max, time.Until(cmd.GetDeadline().AsTime()))
-	return runProgram(ctx, timeout, s.grace, cmd.GetDomain(), cmd.GetArgs())
+	return runProgram(ctx, timeout, s.grace, cmd.GetDomain(), cmd.GetArgs(), func(c *exec.Cmd) *runRecord {
+		return s.records.prepare(pidKindCommand, cmd.GetCommandId(), c)
+	})
 }
 
 // runProgram runs program with args for at most timeout and reports how it
-// went.
-func runProgram(ctx context.Context, timeout, grace time.Duration, program string, args []string) *logbookv1.AgentCommandResult {
+// went. record, called before the program starts, records it (pidRecords).
+func runProgram(ctx context.Context, timeout, grace time.Duration, program string, args []string, record func(*exec.Cmd) *runRecord) *logbookv1.AgentCommandResult {
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := exec.CommandContext(runCtx, program, args...)
@@ -45,7 +48,13 @@ func runProgram(ctx context.Context, timeout, grace time.Duration, program strin
 	c.WaitDelay = grace
 	out := &limitedBuffer{max: MaxOutput}
 	c.Stdout, c.Stderr = out, out
-	err := c.Run()
+	rec := record(c)
+	err := c.Start()
+	if err == nil {
+		rec.started(c)
+		err = c.Wait()
+	}
+	rec.done()
 	res := &logbookv1.AgentCommandResult{ExitCode: -1}
 	if c.ProcessState != nil {
 		res.ExitCode = int32(c.ProcessState.ExitCode())

@@ -47,12 +47,19 @@ var (
 	// ErrStopped: the projection stopped for good (a poison event); its
 	// Status carries the cause.
 	ErrStopped = errors.New("projection stopped")
+	// ErrRebuilding: Rebuild was asked for a projection that is still
+	// building a new version after a version bump at start; wait until it
+	// is live.
+	ErrRebuilding = errors.New("projection rebuilding")
 )
 
 // EventError is a handler failure pinned to one event of the log.
 type EventError struct {
 	Projection string
 	Version    int
+	// Generation is the generation of Version being fed (see
+	// VersionOfGeneration).
+	Generation int
 	Position   uint64
 	Stream     string
 	Type       string

@@ -36,6 +36,9 @@ func defaultConfig() config {
 type Commit struct {
 	Projection string
 	Version    int
+	// Generation is the generation of Version that committed (see
+	// VersionOfGeneration).
+	Generation int
 	// From and To are the checkpoints before and after the batch.
 	From, To uint64
 	// Events is the number of events the handler was given (0 when only

@@ -22,7 +22,8 @@ type Projection struct {
 	// Name identifies the projection and prefixes its tables; see
 	// ValidateName.
 	Name string
-	// Version is >= 1. Each version has its own tables and checkpoint.
+	// Version is 1..MaxVersion. Each version has its own tables and
+	// checkpoint (one set per generation, see VersionOfGeneration).
 	Version int
 	// Filter selects the events given to Handler; the zero Filter selects
 	// all. The checkpoint still advances over events it does not select.
@@ -143,8 +144,8 @@ func (p Projection) validate() error {
 	if err := ValidateName(p.Name); err != nil {
 		errs = append(errs, err)
 	}
-	if p.Version < 1 {
-		errs = append(errs, fmt.Errorf("version %d: must be >= 1", p.Version))
+	if p.Version < 1 || p.Version > MaxVersion {
+		errs = append(errs, fmt.Errorf("version %d: must be 1..%d", p.Version, MaxVersion))
 	}
 	if p.Handler == nil {
 		errs = append(errs, errors.New("nil Handler"))

@@ -121,3 +121,26 @@ logbook_projection_ready{projection="counts"} 1
 		t.Fatal("Done not closed after Close")
 	}
 }
+
+func TestGenerations(t *testing.T) {
+	for gen, want := range map[int]int{1: 1, 999: 999, 1001: 1, 2002: 2, 12345: 345} {
+		if got := projections.VersionOfGeneration(gen); got != want {
+			t.Errorf("VersionOfGeneration(%d) = %d, want %d", gen, got, want)
+		}
+	}
+	ctx := context.Background()
+	st, err := embedded.Open(ctx, "x", embedded.InMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sink, err := sqlite.Open(ctx, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	p := sinktest.Counter("counts", projections.MaxVersion+1, sinktest.CounterOptions{})
+	if _, err := projections.Start(ctx, st, sink, []projections.Projection{p}); err == nil {
+		t.Fatalf("Start accepted version %d", p.Version)
+	}
+}

@@ -28,10 +28,17 @@ type Runner struct {
 	byName map[string]*runner
 	order  []*runner
 
+	// ctx is the runner's own context, for the goroutines it owns; Close
+	// cancels it.
+	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	done      chan struct{}
+	// mu orders Close with Rebuild starting goroutines: once closing is
+	// set, none is added to wg.
+	mu      sync.Mutex
+	closing bool
+	done    chan struct{}
 }
 
 // Start prepares every projection (migrations, checkpoint, current
@@ -57,8 +64,7 @@ func Start(ctx context.Context, store events.Store, sink Sink, ps []Projection, 
 			errs = append(errs, fmt.Errorf("projection %q given twice", p.Name))
 			continue
 		}
-		pr := &runner{r: r, p: p, ready: make(chan struct{}), stopped: make(chan struct{}), exited: make(chan struct{})}
-		pr.st = Status{Name: p.Name, Version: p.Version, State: StateStarting}
+		pr := newRunner(r, p, nil)
 		r.byName[p.Name] = pr
 		r.order = append(r.order, pr)
 	}
@@ -74,10 +80,9 @@ func Start(ctx context.Context, store events.Store, sink Sink, ps []Projection, 
 			return nil, err
 		}
 	}
-	rctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, pr := range r.order {
-		r.wg.Go(func() { pr.run(rctx) })
+		r.wg.Go(func() { _ = pr.run(r.ctx) })
 	}
 	return r, nil
 }
@@ -86,6 +91,9 @@ func Start(ctx context.Context, store events.Store, sink Sink, ps []Projection, 
 // flight is rolled back. It is idempotent and returns nil.
 func (r *Runner) Close() error {
 	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closing = true
+		r.mu.Unlock()
 		r.cancel()
 		r.wg.Wait()
 		for _, pr := range r.order {
@@ -159,17 +167,23 @@ func (r *Runner) WaitReady(ctx context.Context, name string) error {
 	}
 }
 
-// runner runs one projection.
+// runner runs one generation of a projection: the one readers are
+// served (or will be, after a version bump at start), or, for a runtime
+// rebuild, the new one being built (then live is the serving runner).
 type runner struct {
 	r *Runner
 	p Projection
+	// live is the serving runner when this one builds a generation for
+	// Runner.Rebuild; nil otherwise.
+	live *runner
 
 	migrations []Migration
 	startHead  uint64
 
 	// Owned by the run goroutine.
+	gen          int // the generation fed (see VersionOfGeneration)
 	checkpoint   uint64
-	serving      int
+	serving      int // the generation readers are served
 	caughtUp     bool
 	isolateUntil uint64 // retry one event per batch up to this position
 	attempt      int
@@ -182,13 +196,36 @@ type runner struct {
 	ready   chan struct{}
 	stopped chan struct{}
 	exited  chan struct{}
+
+	// swaps carries a builder's request to switch to its generation to
+	// the live runner's goroutine (see handover).
+	swaps chan swap
+	// startMu serialises Rebuild's starts; rebuildMu guards builder, the
+	// runtime rebuild in progress.
+	startMu   sync.Mutex
+	rebuildMu sync.Mutex
+	builder   *build
+}
+
+func newRunner(r *Runner, p Projection, live *runner) *runner {
+	pr := &runner{r: r, p: p, live: live, ready: make(chan struct{}), stopped: make(chan struct{}),
+		exited: make(chan struct{}), swaps: make(chan swap)}
+	pr.st = Status{Name: p.Name, Version: p.Version, State: StateStarting}
+	return pr
 }
 
 func (pr *runner) status() Status {
 	pr.mu.Lock()
-	defer pr.mu.Unlock()
 	st := pr.st
+	pr.mu.Unlock()
 	st.derive()
+	pr.rebuildMu.Lock()
+	b := pr.builder
+	pr.rebuildMu.Unlock()
+	if b != nil {
+		bs := b.pr.status()
+		st.Rebuild = &bs
+	}
 	return st
 }
 
@@ -199,36 +236,51 @@ func (pr *runner) update(fn func(st *Status)) {
 }
 
 func (pr *runner) log() *slog.Logger {
-	return pr.r.cfg.logger.With("projection", pr.p.Name, "version", pr.p.Version)
+	return pr.r.cfg.logger.With("projection", pr.p.Name, "version", pr.p.Version, "generation", pr.gen)
 }
 
+// prepare picks the generation to run at start: the current one when it
+// holds the projection's version, a new one when the version was bumped.
 func (pr *runner) prepare(ctx context.Context, head uint64) error {
-	sink, p := pr.r.sink, pr.p
-	migs, err := LoadMigrations(p.Migrations, sink.Dialect(), p.Name, p.Version)
-	if err != nil {
-		return err
-	}
-	cur, err := sink.Current(ctx, p.Name)
+	p := pr.p
+	cur, err := pr.r.sink.Current(ctx, p.Name)
 	switch {
 	case errors.Is(err, ErrNoVersion):
 		cur = 0
 	case err != nil:
 		return fmt.Errorf("projection %s: current version: %w", p.Name, err)
-	case cur > p.Version:
-		return fmt.Errorf("%w: projection %s: sink serves v%d, runner has v%d", ErrStaleVersion, p.Name, cur, p.Version)
+	case VersionOfGeneration(cur) > p.Version:
+		return fmt.Errorf("%w: projection %s: sink serves v%d (generation %d), runner has v%d",
+			ErrStaleVersion, p.Name, VersionOfGeneration(cur), cur, p.Version)
 	}
-	cp, err := sink.Prepare(ctx, p.Name, p.Version, migs)
+	gen := cur
+	if VersionOfGeneration(cur) != p.Version {
+		gen = nextGeneration(p.Version, cur)
+	}
+	return pr.prepareGeneration(ctx, gen, cur, head)
+}
+
+// prepareGeneration migrates generation gen's tables and readies the
+// runner to feed it while cur serves, until the head position.
+func (pr *runner) prepareGeneration(ctx context.Context, gen, cur int, head uint64) error {
+	sink, p := pr.r.sink, pr.p
+	migs, err := LoadMigrations(p.Migrations, sink.Dialect(), p.Name, gen)
 	if err != nil {
-		return fmt.Errorf("projection %s v%d: prepare: %w", p.Name, p.Version, err)
+		return err
 	}
-	pr.migrations, pr.startHead, pr.checkpoint, pr.serving = migs, head, cp, cur
+	cp, err := sink.Prepare(ctx, p.Name, gen, migs)
+	if err != nil {
+		return fmt.Errorf("projection %s v%d (generation %d): prepare: %w", p.Name, p.Version, gen, err)
+	}
+	pr.gen, pr.migrations, pr.startHead, pr.checkpoint, pr.serving = gen, migs, head, cp, cur
 	state := StateCatchingUp
-	if cur != 0 && cur != p.Version {
+	if cur != 0 && cur != gen {
 		state = StateRebuilding
 	}
 	pr.update(func(st *Status) {
-		st.Serving, st.Checkpoint, st.Head, st.StartHead, st.State = cur, cp, head, head, state
-		st.Ready = state == StateRebuilding
+		st.Generation, st.ServingGeneration, st.Serving = gen, cur, VersionOfGeneration(cur)
+		st.Checkpoint, st.Head, st.StartHead, st.State = cp, head, head, state
+		st.Ready = state == StateRebuilding && pr.live == nil
 	})
 	if state == StateRebuilding {
 		pr.log().Info("projection rebuilding", "serving", cur, "checkpoint", cp, "head", head)
@@ -236,29 +288,43 @@ func (pr *runner) prepare(ctx context.Context, head uint64) error {
 	return nil
 }
 
-func (pr *runner) run(ctx context.Context) {
+// run feeds the generation until ctx ends, the projection stops on a
+// poison event, or (for a builder) the live runner has switched to it.
+// It returns the reason it stopped (nil once a build was handed over).
+func (pr *runner) run(ctx context.Context) error {
 	defer close(pr.exited)
-	log := pr.log()
 	pr.winStart = time.Now()
 	for ctx.Err() == nil {
 		err := pr.session(ctx)
 		if ctx.Err() != nil {
-			return
+			break
+		}
+		var sw *swapSignal
+		switch {
+		case errors.Is(err, errHandedOver):
+			return nil
+		case errors.As(err, &sw):
+			sw.s.reply <- pr.adopt(ctx, sw.s)
+			continue
 		}
 		now := time.Now()
 		var ee *EventError
-		if errors.As(err, &ee) && isPoison(err) {
-			log.Error("projection stopped: poison event", "position", ee.Position, "stream", ee.Stream, "type", ee.Type, "err", err)
+		if errors.As(err, &ee) && isPoison(err) || errors.Is(err, ErrStopped) {
+			if ee != nil {
+				pr.log().Error("projection stopped: poison event", "position", ee.Position, "stream", ee.Stream, "type", ee.Type, "err", err)
+			} else {
+				pr.log().Error("projection stopped", "err", err)
+			}
 			pr.update(func(st *Status) {
 				st.State, st.LastError, st.LastErrorAt = StateStopped, err, now
 				st.Errors++
 			})
 			close(pr.stopped)
-			return
+			return err
 		}
 		pr.attempt++
 		delay := backoff(pr.r.cfg.backoffMin, pr.r.cfg.backoffMax, pr.attempt)
-		log.Warn("projection failed; retrying", "attempt", pr.attempt, "retry_in", delay, "checkpoint", pr.checkpoint, "err", err)
+		pr.log().Warn("projection failed; retrying", "attempt", pr.attempt, "retry_in", delay, "checkpoint", pr.checkpoint, "err", err)
 		pr.update(func(st *Status) {
 			st.State, st.LastError, st.LastErrorAt, st.Attempt = StateRetrying, err, now, pr.attempt
 			st.Errors++
@@ -266,11 +332,14 @@ func (pr *runner) run(ctx context.Context) {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
+		case s := <-pr.swaps:
+			t.Stop()
+			s.reply <- pr.adopt(ctx, s)
 		case <-ctx.Done():
 			t.Stop()
-			return
 		}
 	}
+	return ErrClosed
 }
 
 // backoff returns the delay before retry attempt (1-based): min * 2^(attempt-1),
@@ -294,7 +363,7 @@ type item struct {
 // error or ctx ends it.
 func (pr *runner) session(ctx context.Context) error {
 	r, p := pr.r, pr.p
-	cp, err := r.sink.Checkpoint(ctx, p.Name, p.Version)
+	cp, err := r.sink.Checkpoint(ctx, p.Name, pr.gen)
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}
@@ -347,6 +416,8 @@ func (pr *runner) session(ctx context.Context) error {
 				}
 			}
 			continue
+		case s := <-pr.swaps:
+			return &swapSignal{s}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -375,7 +446,7 @@ func (pr *runner) apply(ctx context.Context, batch []events.Event) error {
 	r, p := pr.r, pr.p
 	from, to := pr.checkpoint, batch[len(batch)-1].Position
 	var herr error
-	err := r.sink.Apply(ctx, p.Name, p.Version, from, to, func(tx Tx) error {
+	err := r.sink.Apply(ctx, p.Name, pr.gen, from, to, func(tx Tx) error {
 		herr = p.Handler.Handle(ctx, tx, batch)
 		return herr
 	})
@@ -388,7 +459,7 @@ func (pr *runner) apply(ctx context.Context, batch []events.Event) error {
 		}
 		if len(batch) == 1 {
 			ev := batch[0]
-			return &EventError{Projection: p.Name, Version: p.Version, Position: ev.Position, Stream: ev.Stream, Type: ev.Type, Err: herr}
+			return &EventError{Projection: p.Name, Version: p.Version, Generation: pr.gen, Position: ev.Position, Stream: ev.Stream, Type: ev.Type, Err: herr}
 		}
 		// Retry one event per batch to pin the failure to a position.
 		pr.isolateUntil = to
@@ -405,7 +476,7 @@ func (pr *runner) committed(from, to uint64, n int) {
 	state := StateLive
 	if !pr.caughtUp {
 		state = StateCatchingUp
-		if pr.serving != 0 && pr.serving != pr.p.Version {
+		if pr.serving != 0 && pr.serving != pr.gen {
 			state = StateRebuilding
 		}
 	}
@@ -418,7 +489,7 @@ func (pr *runner) committed(from, to uint64, n int) {
 		pr.rate(st, now)
 	})
 	if h := pr.r.cfg.onCommit; h != nil {
-		h(Commit{Projection: pr.p.Name, Version: pr.p.Version, From: from, To: to, Events: n, At: now})
+		h(Commit{Projection: pr.p.Name, Version: pr.p.Version, Generation: pr.gen, From: from, To: to, Events: n, At: now})
 	}
 	pr.maybeLogProgress(now)
 }
@@ -448,19 +519,27 @@ func (pr *runner) checkCaughtUp(ctx context.Context) error {
 		return nil
 	}
 	p := pr.p
-	if pr.serving != p.Version {
-		old := pr.serving
-		if err := pr.r.sink.Switch(ctx, p.Name, p.Version); err != nil {
-			return fmt.Errorf("switch to v%d: %w", p.Version, err)
+	if pr.serving != pr.gen {
+		if pr.live != nil {
+			// A runtime rebuild: the live runner switches, between two
+			// of its batches, and feeds this generation from then on.
+			if err := pr.handover(ctx); err != nil {
+				return err
+			}
+			return errHandedOver
 		}
-		pr.serving = p.Version
+		old := pr.serving
+		if err := pr.r.sink.Switch(ctx, p.Name, pr.gen); err != nil {
+			return fmt.Errorf("switch to generation %d: %w", pr.gen, err)
+		}
+		pr.serving = pr.gen
 		if old != 0 {
 			pr.log().Info("projection switched", "from", old, "checkpoint", pr.checkpoint)
 		}
 	}
 	pr.caughtUp = true
 	pr.update(func(st *Status) {
-		st.Serving, st.Ready, st.State = p.Version, true, StateLive
+		st.Serving, st.ServingGeneration, st.Ready, st.State = p.Version, pr.gen, true, StateLive
 	})
 	close(pr.ready)
 	pr.log().Info("projection ready", "checkpoint", pr.checkpoint, "start_head", pr.startHead)
@@ -491,7 +570,7 @@ func (pr *runner) idle(ctx context.Context) error {
 		}
 		if !selected {
 			from := pr.checkpoint
-			if err := r.sink.Apply(ctx, p.Name, p.Version, from, h.Position, nil); err != nil {
+			if err := r.sink.Apply(ctx, p.Name, pr.gen, from, h.Position, nil); err != nil {
 				return fmt.Errorf("move checkpoint to %d: %w", h.Position, err)
 			}
 			pr.committed(from, h.Position, 0)

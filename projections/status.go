@@ -33,9 +33,13 @@ type Status struct {
 	Name    string
 	Version int
 	// Serving is the version readers are served (0: none yet). It is
-	// older than Version while a rebuild runs.
+	// older than Version while a rebuild after a version bump runs.
 	Serving int
-	State   State
+	// Generation is the generation of Version being fed, and
+	// ServingGeneration the one readers are served (0: none yet); see
+	// VersionOfGeneration.
+	Generation, ServingGeneration int
+	State                         State
 	// Ready reports whether reads can be served: the running version has
 	// caught up to StartHead, or an older version serves during a rebuild.
 	Ready bool
@@ -57,6 +61,9 @@ type Status struct {
 	LastError   error
 	LastErrorAt time.Time
 	Attempt     int
+	// Rebuild is the status of the new generation a Runner.Rebuild is
+	// building while this one serves; nil when none is.
+	Rebuild *Status
 }
 
 func (s *Status) derive() {

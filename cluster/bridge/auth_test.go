@@ -176,10 +176,10 @@ func TestEnrolOverNATS(t *testing.T) {
 		t.Fatalf("enrolment response: %v", resp)
 	}
 	cred, err := e.creds.Credential(testCtx(t), "ship7")
-	if err != nil || !ed25519.PublicKey(cred.PublicKey).Equal(identity) || !cred.SecretHash.Matches(resp.GetNatsPassword()) {
+	if err != nil || !ed25519.PublicKey(cred.PublicKey).Equal(identity) || !cred.Secret.Matches(resp.GetNatsPassword()) {
 		t.Fatalf("stored credential %+v, %v", cred, err)
 	}
-	if cred.SecretHash == HashSecret(tok) || strings.Contains(string(cred.SecretHash[:]), resp.GetNatsPassword()) {
+	if cred.Secret.Sum == HashSecret(tok) || strings.Contains(string(cred.Secret.Sum[:]), resp.GetNatsPassword()) {
 		t.Fatal("credential store holds the secret, not its hash")
 	}
 	// Single use.

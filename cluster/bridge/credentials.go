@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// SecretHash is the SHA-256 of a secret (a unit's NATS password or an
-// enrolment token). Secrets are 256-bit random values, so a plain SHA-256
-// (no salt, no slow KDF) is enough: there is nothing to brute-force.
+// SecretHash is the SHA-256 of an enrolment token: the token's lookup key
+// (an enrolling agent presents only the token). Tokens are 256-bit random
+// values, so a plain SHA-256 is enough: there is nothing to brute-force.
 type SecretHash [sha256.Size]byte
 
 // HashSecret returns the hash stored for secret.
@@ -25,6 +25,45 @@ func (h SecretHash) Matches(secret string) bool {
 	return subtle.ConstantTimeCompare(got[:], h[:]) == 1
 }
 
+// SaltSize is the size of a SaltedHash's salt.
+const SaltSize = 16
+
+// SaltedHash is how a unit's NATS password is stored: SHA-256 of a random
+// salt followed by the password. The password is a 256-bit random value
+// (NewSecret), so a fast hash suffices; the salt makes equal passwords
+// (there should be none) and precomputed tables useless.
+type SaltedHash struct {
+	Salt [SaltSize]byte
+	Sum  [sha256.Size]byte
+}
+
+// NewSaltedHash hashes secret with a fresh salt from crypto/rand.
+func NewSaltedHash(secret string) SaltedHash {
+	var h SaltedHash
+	_, _ = rand.Read(h.Salt[:]) // never fails (crypto/rand panics on failure)
+	h.Sum = saltedSum(h.Salt, secret)
+	return h
+}
+
+func saltedSum(salt [SaltSize]byte, secret string) [sha256.Size]byte {
+	d := sha256.New()
+	d.Write(salt[:])
+	d.Write([]byte(secret))
+	var sum [sha256.Size]byte
+	d.Sum(sum[:0])
+	return sum
+}
+
+// Matches reports in constant time whether secret is the hashed secret.
+// The zero SaltedHash matches nothing.
+func (h SaltedHash) Matches(secret string) bool {
+	if h == (SaltedHash{}) {
+		return false
+	}
+	got := saltedSum(h.Salt, secret)
+	return subtle.ConstantTimeCompare(got[:], h.Sum[:]) == 1
+}
+
 // NewSecret returns a fresh secret: 32 bytes from crypto/rand in unpadded
 // base64url (43 characters).
 func NewSecret() string {
@@ -34,10 +73,10 @@ func NewSecret() string {
 }
 
 // Credential is what the control plane keeps about an enrolled unit: the
-// hash of its NATS password and the public half of its identity key.
+// salted hash of its NATS password and the public half of its identity key.
 type Credential struct {
-	Unit       string
-	SecretHash SecretHash
+	Unit   string
+	Secret SaltedHash
 	// PublicKey is the agent's ed25519 identity key from enrolment.
 	PublicKey  []byte
 	EnrolledAt time.Time
@@ -77,7 +116,7 @@ type CredentialStore interface {
 
 // MemoryCredentials is an in-memory CredentialStore: for tests and
 // single-node development (credentials vanish on restart, so every agent
-// must enrol again).
+// must enrol again). A control plane uses LogCredentials.
 type MemoryCredentials struct {
 	mu     sync.Mutex
 	creds  map[string]Credential

@@ -115,7 +115,7 @@ func (e *Enroller) Enrol(ctx context.Context, req *logbookv1.AgentEnrolRequest) 
 		return nil, fmt.Errorf("enrol %s: %w", u, err)
 	}
 	secret := NewSecret()
-	cred := Credential{Unit: u, SecretHash: HashSecret(secret), PublicKey: append([]byte(nil), req.GetPublicKey()...), EnrolledAt: now}
+	cred := Credential{Unit: u, Secret: NewSaltedHash(secret), PublicKey: append([]byte(nil), req.GetPublicKey()...), EnrolledAt: now}
 	if err := e.creds.PutCredential(ctx, cred); err != nil {
 		return nil, fmt.Errorf("enrol %s: store credential: %w", u, err)
 	}

@@ -83,7 +83,9 @@ func (c ServerConfig) Validate() error {
 // Server is the embedded NATS server with per-unit authentication. Every
 // connection is checked against the CredentialStore when it connects, so
 // new, rotated and deleted credentials take effect without a restart
-// (Kick ends connections made with old ones).
+// (Kick ends connections made with old ones; with a store that is a
+// RevocationNotifier, such as LogCredentials, the server kicks a unit
+// itself whenever its credential is revoked, wherever that happened).
 //
 // Users and what they may do:
 //   - InternalUser (the control plane; password generated at start and
@@ -98,6 +100,8 @@ type Server struct {
 	creds    CredentialStore
 	password string
 	urls     []string
+	// stopKicks ends the Kick on revocation (RevocationNotifier stores).
+	stopKicks func()
 
 	closeOnce sync.Once
 }
@@ -147,6 +151,9 @@ func StartServer(ctx context.Context, creds CredentialStore, cfg ServerConfig) (
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("bridge: embedded nats server on %s (port %d) not ready after %v: %w", addr, cfg.Port, cfg.ReadyTimeout, ErrServer)
+	}
+	if n, ok := creds.(RevocationNotifier); ok {
+		s.stopKicks = n.NotifyRevoked(func(u string) { s.Kick(u) })
 	}
 	s.urls = cfg.AdvertiseURLs
 	if len(s.urls) == 0 {
@@ -206,6 +213,9 @@ func (s *Server) Kick(user string) int {
 // Close shuts the server down and waits for it; it is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopKicks != nil {
+			s.stopKicks()
+		}
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 	})
@@ -273,7 +283,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 	if err != nil {
 		return deny(err.Error())
 	}
-	if !cred.SecretHash.Matches(pass) {
+	if !cred.Secret.Matches(pass) {
 		return deny("bad password")
 	}
 	c.RegisterUser(&server.User{Username: user, Permissions: UnitPermissions(user, a.cfg.ResponseTTL)})

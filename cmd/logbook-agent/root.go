@@ -114,6 +114,7 @@ closed.`,
 	f.StringArrayVar(&syslog, "syslog", nil, "log to offer for syslogforwarding, as name=/absolute/path (repeatable)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", cfg.HeartbeatInterval, "interval between heartbeats (0 disables)")
 	f.DurationVar(&cfg.MaxCommandDuration, "max-command-duration", cfg.MaxCommandDuration, "longest a shellcommand may run (it also stops at its deadline)")
+	f.Int64Var(&cfg.SpoolCompactBytes, "spool-compact-bytes", cfg.SpoolCompactBytes, "size in bytes above which a fully acknowledged spool starts a new generation and deletes the old")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

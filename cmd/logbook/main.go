@@ -1,10 +1,13 @@
-// Command logbook runs Logbook's control plane. For now it has one
-// subcommand, demo, which walks through the embedded event log.
+// Command logbook is Logbook's command line: the client of a Logbook control
+// plane (logbook serve) over its Connect API, and the demo of the embedded
+// event log. Run `logbook --help` for the commands.
+//
+// Exit codes: 0 success, 1 failure (an API error, a failed remote command, a
+// broken hash chain), 2 usage error.
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,7 +18,7 @@ func main() {
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "logbook:", err)
-		os.Exit(1)
+		PrintError(os.Stderr, err)
+		os.Exit(ExitCode(err))
 	}
 }

@@ -150,12 +150,24 @@ func decodeCheckpoint(v []byte) (checkpoint, error) {
 func indexFrame(b *pebble.Batch, key []byte, evs []events.Event, at loc, frameLen int, posEntry bool) []byte {
 	first, last := &evs[0], &evs[len(evs)-1]
 	if posEntry {
-		key = binary.BigEndian.AppendUint64(append(key[:0], prefixPos), first.Position)
-		b.Set(key, encodeLoc(at), nil)
+		key = indexPos(b, key, first.Position, at)
 	}
-	key = append(append(append(key[:0], prefixStream), first.Stream...), 0)
-	key = binary.BigEndian.AppendUint64(key, last.Version)
-	b.Set(key, encodeRun(run{firstVersion: first.Version, firstPos: first.Position, frame: at, frameLen: uint32(frameLen)}), nil)
+	return indexRun(b, key, first.Stream, last.Version,
+		run{firstVersion: first.Version, firstPos: first.Position, frame: at, frameLen: uint32(frameLen)})
+}
+
+// indexPos adds the position entry of a frame starting at position pos.
+func indexPos(b *pebble.Batch, key []byte, pos uint64, at loc) []byte {
+	key = binary.BigEndian.AppendUint64(append(key[:0], prefixPos), pos)
+	b.Set(key, encodeLoc(at), nil)
+	return key
+}
+
+// indexRun adds the run entry of a frame of stream ending at lastVersion.
+func indexRun(b *pebble.Batch, key []byte, stream string, lastVersion uint64, r run) []byte {
+	key = append(append(append(key[:0], prefixStream), stream...), 0)
+	key = binary.BigEndian.AppendUint64(key, lastVersion)
+	b.Set(key, encodeRun(r), nil)
 	return key
 }
 

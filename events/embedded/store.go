@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -27,12 +28,11 @@ var _ events.Store = (*Store)(nil)
 //	<dir>/log/*.seg     the log itself, named by the first position they hold
 //	<dir>/index/        Pebble: stream, position and id index, snapshots
 //
-// One writer goroutine assigns positions, checks expectations, hashes and
-// writes; one syncer goroutine makes what was written durable with a single
-// fdatasync for everything written since its last one; one indexer indexes
-// it (while the next sync runs), publishes
-// the new head and acknowledges. Readers read segments directly and never see
-// an event before it is durable.
+// Appends form write groups: each caller decides and encodes its own frame
+// into the filling group under a mutex, and the group's first member, its
+// leader, writes and fdatasyncs the whole group while the next one fills;
+// one indexer goroutine indexes durable groups. Readers read segments
+// directly and never see an event before it is durable.
 type Store struct {
 	cfg  config
 	fs   vfs.FS
@@ -40,22 +40,23 @@ type Store struct {
 	lock io.Closer
 	idx  *pebble.DB
 
-	reqs    chan *appendReq // to the writer
-	written chan *batch     // writer -> syncer
-	synced  chan []*batch   // syncer -> id indexer
-	// outstanding counts Append calls that have not returned; handed
-	// counts those the writer has handed to the syncer and that are not
-	// yet acknowledged. See writeLoop.
+	// gmu guards the filling write group and the writer's decision
+	// state; see commit. It is taken before mu, never after.
+	gmu            sync.Mutex
+	filling        *batch         // the group appends join; never nil once open
+	closingAppends bool           // set by Close: appends are refused
+	leaders        sync.WaitGroup // group leaders that have not finished
+	lingerTimer    *time.Timer    // the leader's that is lingering
+	synced         chan *batch    // leaders -> indexLoop, in group order
+	// outstanding counts appends (Append calls, AppendBatch entries) that
+	// have not returned; see linger.
 	outstanding atomic.Int64
-	handed      atomic.Int64
 	lastSync    atomic.Int64  // duration of the last fdatasync, in ns
-	syncBuf     []byte        // the syncer's write buffer
-	quit        chan struct{} // closed by Close: stop taking appends
-	stopped     chan struct{} // closed when writer and syncer are gone
+	stopped     chan struct{} // closed when indexLoop is done
 	closing     sync.Once
 	closed      atomic.Bool
 
-	w writer // owned by the writer goroutine
+	w writer // see writer
 
 	stats struct {
 		syncs, writes, appends, events atomic.Uint64
@@ -128,10 +129,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		cfg:     cfg,
 		fs:      cfg.fs,
 		dir:     dir,
-		reqs:    make(chan *appendReq, 1024),
-		written: make(chan *batch, 256),
-		synced:  make(chan []*batch, 16),
-		quit:    make(chan struct{}),
+		synced:  make(chan *batch, 64),
 		stopped: make(chan struct{}),
 		notify:  make(chan struct{}),
 	}
@@ -139,12 +137,10 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		s.release()
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.writeLoop() }()
-	go func() { defer wg.Done(); s.syncLoop() }()
-	go func() { defer wg.Done(); s.indexLoop() }()
-	go func() { wg.Wait(); close(s.stopped) }()
+	s.filling = s.newGroup(nil)
+	s.lingerTimer = time.NewTimer(time.Hour)
+	s.lingerTimer.Stop()
+	go s.indexLoop()
 	return s, nil
 }
 
@@ -204,7 +200,11 @@ func (s *Store) Close() error {
 	var err error
 	s.closing.Do(func() {
 		s.closed.Store(true)
-		close(s.quit)
+		s.gmu.Lock()
+		s.closingAppends = true
+		s.gmu.Unlock()
+		s.leaders.Wait() // every group that has members has a leader
+		close(s.synced)
 		<-s.stopped
 		s.mu.Lock()
 		close(s.notify) // wake subscribers; they see closed and stop

@@ -12,6 +12,13 @@ import (
 // of every event, and returns the head it verified. Appends may continue
 // meanwhile; Verify checks the log as it was when it started.
 func (s *Store) Verify(ctx context.Context) (events.Head, error) {
+	return s.VerifyProgress(ctx, nil)
+}
+
+// VerifyProgress is Verify reporting its progress: unless nil, progress is
+// called on the calling goroutine with the head verified so far every 256
+// frames, and must return quickly.
+func (s *Store) VerifyProgress(ctx context.Context, progress func(verified events.Head)) (events.Head, error) {
 	if s.closed.Load() {
 		return events.Head{}, events.ErrClosed
 	}
@@ -32,6 +39,9 @@ func (s *Store) Verify(ctx context.Context) (events.Head, error) {
 		if n&255 == 0 {
 			if err := ctx.Err(); err != nil {
 				return head, err
+			}
+			if progress != nil && n > 0 {
+				progress(head)
 			}
 		}
 		f, err := c.frame(d)

@@ -6,8 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -17,72 +21,81 @@ import (
 	"github.com/logbook-fleet/logbook/events"
 )
 
-// recentKeep is how many batches' ids the writer remembers after they are
+// recentKeep is how many groups' ids the writer remembers after they are
 // indexed; see appendReq.lookupSeq.
 const recentKeep = 64
 
-// appendReq is one Append call on its way through the writer and syncer.
+// appendReq is one Append call on its way into the log.
 type appendReq struct {
 	stream string
 	expect events.Expect
 	evs    []events.Event
-	// digests are the events' content digests, computed by the caller so
-	// that the writer only links them into the chain.
+	// digests are the events' content digests, computed by the caller
+	// before it joins a group, so that only Link is done under gmu.
 	digests []events.Hash
+	digest1 [1]events.Hash // digests' storage for single-event appends
 
-	// The caller looks its ids up in the index before queueing, so that
-	// the writer does not have to. lookupSeq is Store.indexed.seq as the
-	// caller read it before looking: batches up to it were visible to the
-	// lookup, later ones the writer checks in its recent set. found holds
-	// the ids the caller found, with their positions. Ids greater than
-	// every indexed id (the common case with time-ordered UUIDv7s) are
-	// not looked up at all.
+	// The caller looks its ids up in the index before joining a group.
+	// lookupSeq is Store.indexed.seq as the caller read it before looking:
+	// groups up to it were visible to the lookup, later ones are checked
+	// in the writer's recent set. found holds the ids the caller found,
+	// with their positions. Ids greater than every indexed id (the common
+	// case with time-ordered UUIDv7s) are not looked up at all.
 	lookupSeq uint64
 	found     map[uuid.UUID]uint64
 
-	res  events.AppendResult
-	err  error
-	done chan struct{}
+	// res and err are the outcome, final once the group's done is closed.
+	res events.AppendResult
+	err error
 }
 
-// batch is what the writer wrote in one go, handed to the syncer.
+// batch is one write group: the appends that share one write and one
+// fdatasync. Appends join the filling group under Store.gmu, each deciding
+// and encoding its own frame into buf; the first to join is its leader,
+// which waits for the group before it to be done, seals it, writes and
+// syncs it, publishes it and closes done.
 type batch struct {
-	seq  uint64
-	reqs []*appendReq
-	// buf holds the batch's encoded frames, to be written at offset at of
-	// file; file is nil when every request failed.
-	buf  []byte
-	at   int64
-	file vfs.File
-	// sealed is the previous segment's write handle when this batch
-	// started a new segment: synced and closed before file is synced.
-	sealed vfs.File
-	// idx holds the batch's index entries and the checkpoint after it,
-	// committed by indexLoop after the batch is acknowledged; until then
-	// readers find its frames in frames (see Store.pending).
-	idx    *pebble.Batch
+	seq uint64
+	// prev is the group before, until the leader has waited for it.
+	prev *batch
+	// Guarded by gmu while the group fills; the leader's once sealed.
+	reqs      []*appendReq // every member, accepted or not, in join order
+	buf       []byte       // the accepted members' frames, back to back
+	refs      []frameRef   // where each accepted member's frame is in buf
+	hasLeader bool
+	lingering bool          // the leader waits on wake for more members
+	wake      chan struct{} // capacity 1
+	// after is the log's end once this group is durable: head is set when
+	// the group stops taking members, end when it is written. maxID is
+	// the greatest id in this group or any before it.
+	after durableState
+	maxID uuid.UUID
+
+	// Set by the leader: the frames as readers find them in
+	// Store.pending until indexLoop has indexed them.
 	frames []indexedFrame
-	after  durableState // the log's end once this batch is durable
-	maxID  uuid.UUID    // the greatest id in this batch or any before it
+
+	done chan struct{} // closed once every member's outcome is set
 }
 
-// writer is the state owned by the writer goroutine.
+// writer is the log's write state. The decision state (positions, hashes,
+// stream versions, ids) is guarded by Store.gmu; the file state belongs to
+// the leader of the group being written (leaders take turns in group
+// order).
 type writer struct {
+	// Guarded by gmu.
+	nextPos uint64
+	last    events.Hash
+	seq     uint64            // the last group's sequence number
+	maxID   uuid.UUID         // the greatest id in the log
+	streams map[string]uint64 // version of every stream written since open
+	recent  recentIDs
+
+	// The writing leader's.
 	f       vfs.File // active segment, write handle
 	seg     *segment
 	off     int64 // where the next frame goes in seg
 	lastIdx int64 // offset of the last 'P' index entry in seg, -1 if none
-	nextPos uint64
-	last    events.Hash
-	seq     uint64
-	maxID   uuid.UUID // the greatest id in the log
-
-	streams map[string]uint64 // version of every stream written since open
-	recent  recentIDs
-
-	buf    []byte
-	frames []frameRef
-	key    []byte
 }
 
 type recentEvent struct {
@@ -145,14 +158,15 @@ func (r *recentIDs) prune(indexed uint64) {
 	r.epochs = r.epochs[n:]
 }
 
-// frameRef remembers where in w.buf one request's frame was encoded.
+// frameRef remembers where in a group's buf one request's frame was encoded.
 type frameRef struct {
 	req        *appendReq
 	start, end int
+	posEntry   bool // the frame gets a 'P' index entry; set by the leader
 }
 
-// Append implements events.Store. If ctx ends after the events were handed
-// to the writer, Append returns ctx's error and the append may still
+// Append implements events.Store. If ctx ends after the events joined a
+// write group, Append returns ctx's error and the append may still
 // complete; retrying with the same event ids tells which.
 func (s *Store) Append(ctx context.Context, stream string, expect events.Expect, evs ...events.Event) (events.AppendResult, error) {
 	if s.closed.Load() {
@@ -163,37 +177,159 @@ func (s *Store) Append(ctx context.Context, stream string, expect events.Expect,
 	}
 	s.outstanding.Add(1)
 	defer s.outstanding.Add(-1)
-	prepared, err := events.PrepareAppend(stream, evs, s.cfg.now())
+	req, _, err := s.prepare(stream, expect, evs, s.cfg.now())
 	if err != nil {
 		return events.AppendResult{}, err
 	}
-	req := &appendReq{stream: stream, expect: expect, evs: prepared, done: make(chan struct{})}
-	req.digests = make([]events.Hash, len(prepared))
+	reqs := [1]*appendReq{req}
+	joined, err := s.commit(ctx, reqs[:])
+	switch {
+	case err != nil && joined:
+		return events.AppendResult{}, fmt.Errorf("embedded: append to %s: outcome unknown: %w", stream, err)
+	case err != nil:
+		return events.AppendResult{}, err
+	}
+	return req.res, req.err
+}
+
+// prepare validates an append, computes its content digests and looks its
+// ids up in the index: everything that can be done before joining a group.
+// invalid reports that err is the append's validation error.
+func (s *Store) prepare(stream string, expect events.Expect, evs []events.Event, now time.Time) (_ *appendReq, invalid bool, _ error) {
+	prepared, err := events.PrepareAppend(stream, evs, now)
+	if err != nil {
+		return nil, true, err
+	}
+	req := &appendReq{stream: stream, expect: expect, evs: prepared}
+	if len(prepared) == 1 {
+		req.digests = req.digest1[:]
+	} else {
+		req.digests = make([]events.Hash, len(prepared))
+	}
 	for i := range prepared {
 		req.digests[i] = events.ContentDigest(&prepared[i])
 	}
 	if err := s.lookupIDs(req); err != nil {
-		return events.AppendResult{}, err
+		return nil, false, err
 	}
-	select {
-	case s.reqs <- req:
-	case <-s.quit:
-		return events.AppendResult{}, events.ErrClosed
-	case <-ctx.Done():
-		return events.AppendResult{}, ctx.Err()
+	return req, false, nil
+}
+
+// commit decides reqs, in order and with no other append between them, as
+// members of the filling write group, and waits until the group is done.
+// joined reports whether they joined a group: an error then means their
+// outcome is unknown (ctx ended); otherwise it is ErrClosed. Each request's
+// own outcome is in its res and err.
+func (s *Store) commit(ctx context.Context, reqs []*appendReq) (joined bool, err error) {
+	s.gmu.Lock()
+	if s.closingAppends {
+		s.gmu.Unlock()
+		return false, events.ErrClosed
 	}
-	select {
-	case <-req.done:
-	case <-ctx.Done():
-		return events.AppendResult{}, fmt.Errorf("embedded: append to %s: outcome unknown: %w", stream, ctx.Err())
-	case <-s.stopped:
-		select {
-		case <-req.done:
-		default:
-			return events.AppendResult{}, events.ErrClosed
+	if err := s.failure(); err != nil {
+		s.gmu.Unlock()
+		for _, r := range reqs {
+			r.err = fmt.Errorf("embedded: append to %s: %w", r.stream, err)
 		}
+		return true, nil
 	}
-	return req.res, req.err
+	g := s.filling
+	s.w.recent.prune(s.indexed.Load().seq)
+	for _, r := range reqs {
+		s.decide(r, g)
+		g.reqs = append(g.reqs, r)
+	}
+	lead := !g.hasLeader
+	if lead {
+		g.hasLeader = true
+		s.leaders.Add(1)
+	}
+	full := len(g.buf) >= s.cfg.maxBatch
+	if full {
+		s.rotate(g) // later appends form the next group
+	}
+	if g.lingering && (full || s.outstanding.Load() <= int64(len(g.reqs))) {
+		g.lingering = false
+		g.wake <- struct{}{}
+	}
+	s.gmu.Unlock()
+	if lead {
+		s.lead(g)
+		return true, nil
+	}
+	select {
+	case <-g.done:
+		return true, nil
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// rotate makes a new group the filling one after g, which takes no more
+// members. Call with gmu held.
+func (s *Store) rotate(g *batch) {
+	w := &s.w
+	g.after.head = events.Head{Position: w.nextPos - 1, Hash: w.last}
+	g.maxID = w.maxID
+	s.filling = s.newGroup(g)
+}
+
+func (s *Store) newGroup(prev *batch) *batch {
+	s.w.seq++
+	return &batch{seq: s.w.seq, prev: prev, done: make(chan struct{})}
+}
+
+// lead writes and syncs g as its leader: it waits for the group before g
+// to be done (appends keep joining g meanwhile), lingers briefly for
+// appends still on their way, seals g, writes it with one write and makes
+// it durable with one fdatasync, publishes it and closes g.done. Leaders
+// thus take turns in group order, one group syncing while the next fills.
+// The leader carries on whatever its own ctx does: the others depend on it.
+func (s *Store) lead(g *batch) {
+	defer s.leaders.Done()
+	if g.prev != nil {
+		<-g.prev.done
+		g.prev = nil
+	}
+	s.linger(g)
+	s.gmu.Lock()
+	if s.filling == g {
+		s.rotate(g)
+	}
+	s.gmu.Unlock()
+	s.write(g)
+	s.publish(g)
+	if len(g.frames) > 0 {
+		s.synced <- g
+	}
+	close(g.done)
+}
+
+// linger waits, at most lingerFor, while appends are in flight that are
+// not in g: on their way in, or just acknowledged by the previous group
+// and about to append again. Waiting a little for them makes one write and
+// one sync cover every appender, instead of splitting them into groups
+// that each pay a sync. The last of them to join wakes the leader.
+func (s *Store) linger(g *batch) {
+	s.gmu.Lock()
+	if s.filling != g || s.outstanding.Load() <= int64(len(g.reqs)) || len(g.buf) >= tmpLingerMax {
+		s.gmu.Unlock()
+		return
+	}
+	if g.wake == nil {
+		g.wake = make(chan struct{}, 1)
+	}
+	g.lingering = true
+	s.gmu.Unlock()
+	t := s.lingerTimer
+	tl := time.Now()
+	defer func() { tmpLingerNs.Add(int64(time.Since(tl))) }()
+	t.Reset(s.lingerFor())
+	select {
+	case <-g.wake:
+	case <-t.C:
+	}
+	t.Stop()
 }
 
 // lookupIDs looks the request's ids up in the index, on the caller's
@@ -242,73 +378,6 @@ func (s *Store) lookupID(id uuid.UUID) (uint64, bool, error) {
 	return binary.BigEndian.Uint64(v), true, nil
 }
 
-func (s *Store) writeLoop() {
-	defer close(s.written)
-	linger := time.NewTimer(time.Hour)
-	defer linger.Stop()
-	for {
-		var first *appendReq
-		select {
-		case first = <-s.reqs:
-		case <-s.quit:
-			for {
-				select {
-				case r := <-s.reqs:
-					r.err = events.ErrClosed
-					close(r.done)
-				default:
-					return
-				}
-			}
-		}
-		reqs := []*appendReq{first}
-		size := dataSize(first)
-		lingering := false
-	more:
-		for size < s.cfg.maxBatch {
-			select {
-			case r := <-s.reqs:
-				reqs = append(reqs, r)
-				size += dataSize(r)
-				continue
-			default:
-			}
-			// Group commit: an Append in flight that is neither here nor
-			// handed to the syncer is on its way in, or was just
-			// acknowledged and is about to append again. Waiting a
-			// little for it makes one write and one sync cover every
-			// appender, instead of splitting them into groups that each
-			// pay a sync (and each wake the syncer).
-			if s.outstanding.Load() <= int64(len(reqs))+s.handed.Load() {
-				break
-			}
-			if !lingering {
-				linger.Reset(s.lingerFor())
-				lingering = true
-			}
-			select {
-			case r := <-s.reqs:
-				reqs = append(reqs, r)
-				size += dataSize(r)
-			case <-linger.C:
-				break more
-			case <-s.quit:
-				break more
-			}
-		}
-		s.handed.Add(int64(len(reqs)))
-		s.written <- s.writeBatch(reqs)
-	}
-}
-
-func dataSize(r *appendReq) int {
-	n := 0
-	for i := range r.evs {
-		n += len(r.evs[i].Data) + 128
-	}
-	return n
-}
-
 func (s *Store) failure() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -326,56 +395,23 @@ func (s *Store) fail(err error) {
 	}
 }
 
-// writeBatch decides every request, encodes the accepted ones as frames and
-// writes them to the active segment with one write.
-func (s *Store) writeBatch(reqs []*appendReq) *batch {
-	w := &s.w
-	w.seq++
-	b := &batch{seq: w.seq, reqs: reqs}
-	if err := s.failure(); err != nil {
-		for _, r := range reqs {
-			r.err = fmt.Errorf("embedded: append to %s: %w", r.stream, err)
-		}
-		b.after = durableState{head: events.Head{Position: w.nextPos - 1, Hash: w.last}, end: loc{w.seg.first, w.off}}
-		return b
-	}
-	w.recent.prune(s.indexed.Load().seq)
-	w.buf, w.frames = w.buf[:0], w.frames[:0]
-	for _, r := range reqs {
-		start := len(w.buf)
-		if s.decide(r, b.seq) {
-			w.frames = append(w.frames, frameRef{req: r, start: start, end: len(w.buf)})
-		}
-	}
-	if len(w.frames) > 0 {
-		if err := s.writeFrames(b); err != nil {
-			s.fail(err)
-			for _, fr := range w.frames {
-				fr.req.err = fmt.Errorf("embedded: append to %s: %w", fr.req.stream, err)
-			}
-		}
-	}
-	b.after = durableState{head: events.Head{Position: w.nextPos - 1, Hash: w.last}, end: loc{w.seg.first, w.off}}
-	b.maxID = w.maxID
-	return b
-}
-
-// decide checks r against the log as the writer knows it and, when it is
-// accepted, assigns versions, positions and hashes and encodes its frame.
-// It reports whether a frame was added; otherwise r.res or r.err is set.
-func (s *Store) decide(r *appendReq, seq uint64) bool {
+// decide checks r against the log as the writer knows it (every earlier
+// append, durable or not) and, when it is accepted, assigns versions,
+// positions and hashes and encodes its frame onto g.buf. Otherwise r.res
+// (an idempotent repeat) or r.err is set. Call with gmu held.
+func (s *Store) decide(r *appendReq, g *batch) {
 	w := &s.w
 	cur, err := s.streamVersion(r.stream)
 	if err != nil {
 		r.err = fmt.Errorf("embedded: append to %s: %w", r.stream, err)
-		return false
+		return
 	}
 	if done := s.checkIDs(r); done {
-		return false
+		return
 	}
 	if !r.expect.Allows(cur) {
 		r.err = &events.WrongExpectedVersionError{Stream: r.stream, Expected: r.expect, Actual: cur}
-		return false
+		return
 	}
 	prev := w.last
 	for i := range r.evs {
@@ -385,12 +421,17 @@ func (s *Store) decide(r *appendReq, seq uint64) bool {
 		e.PrevHash = prev
 		e.Hash = events.Link(prev, e.Position, e.Version, r.digests[i])
 		prev = e.Hash
-		w.recent.add(seq, e.ID, recentEvent{stream: r.stream, version: e.Version, position: e.Position, hash: e.Hash})
+		w.recent.add(g.seq, e.ID, recentEvent{stream: r.stream, version: e.Version, position: e.Position, hash: e.Hash})
 		if bytes.Compare(e.ID[:], w.maxID[:]) > 0 {
 			w.maxID = e.ID
 		}
 	}
-	w.buf = appendFrame(w.buf, w.last, r.evs)
+	if g.buf == nil {
+		g.buf = getBuf()
+	}
+	start := len(g.buf)
+	g.buf = appendFrame(g.buf, w.last, r.evs)
+	g.refs = append(g.refs, frameRef{req: r, start: start, end: len(g.buf)})
 	n := uint64(len(r.evs))
 	r.res = events.AppendResult{
 		FirstVersion: cur + 1, LastVersion: cur + n,
@@ -400,7 +441,6 @@ func (s *Store) decide(r *appendReq, seq uint64) bool {
 	w.streams[r.stream] = cur + n
 	w.nextPos += n
 	w.last = prev
-	return true
 }
 
 // streamVersion returns a stream's current version as the writer knows it:
@@ -504,43 +544,65 @@ func (s *Store) locateID(r *appendReq, id uuid.UUID, stale bool) (recentEvent, b
 	return recentEvent{stream: ev.Stream, version: ev.Version, position: ev.Position, hash: ev.Hash}, true, nil
 }
 
-// writeFrames writes the encoded frames, rolling to a new segment first when
-// the active one is full, and builds their index entries.
-func (s *Store) writeFrames(b *batch) error {
+// write writes g's frames to the active segment with one write, rolling to
+// a new segment first when the active one is full, and makes them durable
+// with one fdatasync; or, if the store failed (now or before), puts or
+// leaves it in the failed state. Called by g's leader.
+func (s *Store) write(g *batch) {
 	w := &s.w
-	if w.off > segmentHeaderLen && w.off+int64(len(w.buf)) > s.cfg.segmentSize {
-		firstPos := w.frames[0].req.evs[0].Position
-		sealed, err := s.roll(firstPos)
+	err := s.failure()
+	if err == nil && len(g.refs) > 0 {
+		err = s.writeFrames(g)
+	}
+	putBuf(g.buf)
+	g.buf = nil
+	g.after.end = loc{w.seg.first, w.off}
+	if err != nil {
+		s.fail(err)
+	}
+}
+
+func (s *Store) writeFrames(g *batch) error {
+	w := &s.w
+	if w.off > segmentHeaderLen && w.off+int64(len(g.buf)) > s.cfg.segmentSize {
+		sealed, err := s.roll(g.refs[0].req.evs[0].Position)
 		if err != nil {
 			return err
 		}
-		b.sealed = sealed
+		if err := errors.Join(sealed.SyncData(), sealed.Close()); err != nil {
+			return fmt.Errorf("sync sealed segment: %w", err)
+		}
 	}
-	// The syncer writes the frames, together with those of the other
-	// batches its sync covers: one write instead of one per batch.
-	b.file, b.at, b.buf = w.f, w.off, w.buf
-	b.idx = s.idx.NewBatch()
-	b.frames = make([]indexedFrame, 0, len(w.frames))
-	for _, fr := range w.frames {
+	g.frames = make([]indexedFrame, len(g.refs))
+	for i := range g.refs {
+		fr := &g.refs[i]
 		off := w.off + int64(fr.start)
-		posEntry := w.lastIdx < 0 || off-w.lastIdx >= posIndexEvery
-		if posEntry {
+		fr.posEntry = w.lastIdx < 0 || off-w.lastIdx >= posIndexEvery
+		if fr.posEntry {
 			w.lastIdx = off
 		}
 		r := fr.req
-		w.key = indexFrame(b.idx, w.key, r.evs, loc{w.seg.first, off}, fr.end-fr.start, posEntry)
-		w.key = indexIDs(b.idx, w.key, r.evs)
-		b.frames = append(b.frames, indexedFrame{stream: r.stream, lastVersion: r.res.LastVersion, run: run{
+		g.frames[i] = indexedFrame{stream: r.stream, lastVersion: r.res.LastVersion, run: run{
 			firstVersion: r.res.FirstVersion, firstPos: r.res.FirstPosition,
 			frame: loc{w.seg.first, off}, frameLen: uint32(fr.end - fr.start),
-		}})
+		}}
 	}
-	w.off += int64(len(w.buf))
-	w.buf = getBuf()
-	b.idx.Set(checkpointKey, encodeCheckpoint(checkpoint{
-		head: events.Head{Position: w.nextPos - 1, Hash: w.last},
-		end:  loc{w.seg.first, w.off},
-	}), nil)
+	tw := time.Now()
+	_, err := w.f.WriteAt(g.buf, w.off)
+	s.stats.writes.Add(1)
+	w.off += int64(len(g.buf))
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	t0 := time.Now()
+	err = w.f.SyncData()
+	s.lastSync.Store(int64(time.Since(t0)))
+	tmpSyncNs.Add(int64(time.Since(t0)))
+	tmpWriteNs.Add(int64(t0.Sub(tw)))
+	s.stats.syncs.Add(1)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
 	return nil
 }
 
@@ -608,110 +670,11 @@ func (s *Store) syncDir() error {
 	return nil
 }
 
-// syncLoop makes written batches durable with one sync for all the batches
-// written since the last one, publishes and acknowledges them, and hands
-// them on to indexLoop.
-func (s *Store) syncLoop() {
-	defer close(s.synced)
-	linger := time.NewTimer(time.Hour)
-	defer linger.Stop()
-	for b := range s.written {
-		bs := []*batch{b}
-		held := len(b.reqs)
-		lingering := false
-	more:
-		for {
-			select {
-			case nb, ok := <-s.written:
-				if !ok {
-					break more
-				}
-				bs = append(bs, nb)
-				held += len(nb.reqs)
-			default:
-				// Group commit: every Append in flight that this
-				// sync does not hold yet is either on its way to the
-				// writer or returning from its acknowledgement and
-				// about to append again. Waiting a little for them
-				// makes one sync cover them all instead of splitting
-				// the appenders into groups that each pay a sync.
-				if s.outstanding.Load() <= int64(held) {
-					break more
-				}
-				if !lingering {
-					linger.Reset(s.lingerFor())
-					lingering = true
-				}
-				select {
-				case nb, ok := <-s.written:
-					if !ok {
-						break more
-					}
-					bs = append(bs, nb)
-					held += len(nb.reqs)
-				case <-linger.C:
-					break more
-				}
-			}
-		}
-		s.sync(bs)
-		s.publish(bs)
-		s.synced <- bs
-	}
-}
-
 // lingerFor is the longest a sync waits for appends that are on their way:
 // as long as the last sync took, within [50us, 2ms]. Waiting longer than a
 // sync costs would lose more than it gains.
 func (s *Store) lingerFor() time.Duration {
 	return min(max(time.Duration(s.lastSync.Load()), 50*time.Microsecond), 2*time.Millisecond)
-}
-
-// sync writes the frames of bs, with one write per run of contiguous
-// batches in one segment, and makes them durable with one fdatasync (and one
-// for each segment sealed meanwhile), or puts the store in the failed state.
-func (s *Store) sync(bs []*batch) {
-	var err error
-	var file vfs.File
-	var at int64
-	out := s.syncBuf[:0]
-	flush := func() {
-		if len(out) > 0 && err == nil {
-			if _, werr := file.WriteAt(out, at); werr != nil {
-				err = fmt.Errorf("write: %w", werr)
-			}
-			s.stats.writes.Add(1)
-		}
-		out = out[:0]
-	}
-	for _, b := range bs {
-		if b.file == nil {
-			continue
-		}
-		if b.file != file || at+int64(len(out)) != b.at {
-			flush()
-			if b.sealed != nil {
-				err = errors.Join(err, b.sealed.SyncData(), b.sealed.Close())
-			}
-			file, at = b.file, b.at
-		}
-		out = append(out, b.buf...)
-		putBuf(b.buf)
-		b.buf = nil
-	}
-	flush()
-	if cap(out) <= maxSyncBuf {
-		s.syncBuf = out
-	}
-	if err == nil && file != nil {
-		t0 := time.Now()
-		err = file.SyncData()
-		s.lastSync.Store(int64(time.Since(t0)))
-		s.stats.syncs.Add(1)
-	}
-	if err != nil {
-		s.fail(fmt.Errorf("sync: %w", err))
-	}
 }
 
 // maxSyncBuf bounds the write buffer the syncer keeps between syncs.
@@ -728,23 +691,32 @@ func putBuf(b []byte) {
 	}
 }
 
-// indexLoop commits the index entries of published batches, off the path
-// of acknowledgements, then drops them from Store.pending. Append's callers
-// look ids up in the index only for batches up to Store.indexed.seq, and the
+// indexLoop commits the index entries of published groups, off the path of
+// acknowledgements, then drops them from Store.pending. Append's callers
+// look ids up in the index only for groups up to Store.indexed.seq, and the
 // writer remembers the ids of later ones.
 func (s *Store) indexLoop() {
-	for bs := range s.synced {
-		err := s.failure()
-		for _, b := range bs {
-			if b.idx == nil {
-				continue
-			}
-			if err == nil {
-				if err = b.idx.Commit(pebble.NoSync); err != nil {
-					s.fail(fmt.Errorf("index: %w", err))
+	defer close(s.stopped)
+	var key []byte
+	var bs []*batch
+	for b := range s.synced {
+		// Take whatever else is waiting: one commit for all of it.
+		bs = append(bs[:0], b)
+	more:
+		for len(bs) < 64 {
+			select {
+			case nb, ok := <-s.synced:
+				if !ok {
+					break more
 				}
+				bs = append(bs, nb)
+			default:
+				break more
 			}
-			b.idx.Close()
+		}
+		err := s.failure()
+		if err == nil {
+			key, err = s.index(bs, key)
 		}
 		if err != nil {
 			continue // pending keeps serving what the index lacks
@@ -758,52 +730,103 @@ func (s *Store) indexLoop() {
 		}
 		s.pending = s.pending[n:]
 		s.mu.Unlock()
+		clear(bs)
 	}
 }
 
-// publish makes durable batches visible, keeping their frames in
-// Store.pending until indexLoop has indexed them, and answers their
-// requests.
-func (s *Store) publish(bs []*batch) {
+// index commits the index entries of bs and the checkpoint after them in
+// one Pebble batch. The entries go in key order (ids, mostly ascending as
+// UUIDv7s are, then positions, then stream runs): the memtable inserts
+// them fastest that way.
+func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
+	pb := s.idx.NewBatch()
+	defer pb.Close()
+	var ids []indexID
+	var runs []*batch
 	for _, b := range bs {
-		s.handed.Add(-int64(len(b.reqs)))
-	}
-	if err := s.failure(); err != nil {
-		for _, b := range bs {
-			for _, r := range b.reqs {
-				if r.err == nil {
-					r.res = events.AppendResult{}
-					r.err = fmt.Errorf("embedded: append to %s: outcome unknown: %w", r.stream, err)
-				}
-				close(r.done)
+		for _, fr := range b.refs {
+			for i := range fr.req.evs {
+				ids = append(ids, indexID{fr.req.evs[i].ID, fr.req.evs[i].Position})
 			}
 		}
-		return
-	}
-	last := bs[len(bs)-1]
-	s.mu.Lock()
-	for _, b := range bs {
-		if len(b.frames) > 0 {
-			s.pending = append(s.pending, b)
+		if len(b.refs) > 0 {
+			runs = append(runs, b)
 		}
 	}
-	advanced := last.after.head.Position != s.durable.head.Position
-	s.durable = last.after
+	slices.SortFunc(ids, func(a, b indexID) int { return bytes.Compare(a.id[:], b.id[:]) })
+	var v [8]byte
+	for _, e := range ids {
+		key = append(append(key[:0], prefixID), e.id[:]...)
+		binary.BigEndian.PutUint64(v[:], e.pos)
+		pb.Set(key, v[:], nil)
+	}
+	last := bs[len(bs)-1]
+	pb.Set(checkpointKey, encodeCheckpoint(checkpoint{head: last.after.head, end: last.after.end}), nil)
+	for _, b := range runs {
+		for i, fr := range b.refs {
+			if fr.posEntry {
+				f := &b.frames[i]
+				key = indexPos(pb, key, f.firstPos, f.frame)
+			}
+		}
+	}
+	for _, b := range runs {
+		for i, fr := range b.refs {
+			f := &b.frames[i]
+			key = indexRun(pb, key, fr.req.stream, f.lastVersion, f.run)
+		}
+	}
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		err = fmt.Errorf("index: %w", err)
+		s.fail(err)
+		return key, err
+	}
+	return key, nil
+}
+
+type indexID struct {
+	id  uuid.UUID
+	pos uint64
+}
+
+// publish makes a durable group visible, keeping its frames in
+// Store.pending until indexLoop has indexed them, or, if the store failed,
+// fails every member that has no error of its own.
+func (s *Store) publish(g *batch) {
+	if err := s.failure(); err != nil {
+		for _, r := range g.reqs {
+			if r.err == nil {
+				r.res = events.AppendResult{}
+				r.err = fmt.Errorf("embedded: append to %s: outcome unknown: %w", r.stream, err)
+			}
+		}
+		g.frames = nil
+		return
+	}
+	s.mu.Lock()
+	if len(g.frames) > 0 {
+		s.pending = append(s.pending, g)
+	}
+	advanced := g.after.head.Position != s.durable.head.Position
+	s.durable = g.after
 	if advanced {
 		close(s.notify)
 		s.notify = make(chan struct{})
 	}
 	s.mu.Unlock()
-	var appends, n uint64
-	for _, b := range bs {
-		for _, f := range b.frames { // idempotent repeats wrote no frame
-			appends++
-			n += f.lastVersion - f.firstVersion + 1
-		}
-		for _, r := range b.reqs {
-			close(r.done)
-		}
+	var n uint64
+	for _, f := range g.frames { // idempotent repeats wrote no frame
+		n += f.lastVersion - f.firstVersion + 1
 	}
-	s.stats.appends.Add(appends)
+	s.stats.appends.Add(uint64(len(g.frames)))
 	s.stats.events.Add(n)
 }
+
+var tmpLingerMax = func() int {
+	if v, err := strconv.Atoi(os.Getenv("TMP_LINGER_MAX")); err == nil {
+		return v
+	}
+	return 64 << 10
+}()
+
+var tmpSyncNs, tmpLingerNs, tmpWriteNs atomic.Int64

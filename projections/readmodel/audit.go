@@ -90,10 +90,15 @@ type AuditQuery struct {
 	After, Before uint64
 	// Limit bounds the result (DefaultLimit when 0, at most MaxLimit).
 	Limit int
+	// Oldest returns the oldest entries first (lowest position) instead
+	// of the newest; After then pages forward: pass the last Position of
+	// the previous page.
+	Oldest bool
 }
 
 // AuditTimeline returns the entries q selects, newest (highest position)
-// first. Until before Since gives ErrInvalidQuery.
+// first, or oldest first with q.Oldest. Until before Since gives
+// ErrInvalidQuery.
 func AuditTimeline(ctx context.Context, rd Reader, q AuditQuery) ([]AuditEntry, error) {
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
 		return nil, errInvalidRange(q.Since, q.Until)
@@ -121,9 +126,13 @@ func AuditTimeline(ctx context.Context, rd Reader, q AuditQuery) ([]AuditEntry, 
 		if q.Before != 0 {
 			w.add("position < ?", int64(q.Before))
 		}
+		order := " ORDER BY position DESC LIMIT ?"
+		if q.Oldest {
+			order = " ORDER BY position LIMIT ?"
+		}
 		var err error
-		out, err = scanAll(ctx, qr, "SELECT "+auditCols+" FROM "+qr.Table("events")+w.String()+
-			" ORDER BY position DESC LIMIT ?", append(w.args, limitOf(q.Limit)),
+		out, err = scanAll(ctx, qr, "SELECT "+auditCols+" FROM "+qr.Table("events")+w.String()+order,
+			append(w.args, limitOf(q.Limit)),
 			func(r projections.Rows) (AuditEntry, error) { return scanAudit(r) })
 		return err
 	})

@@ -228,6 +228,8 @@ func TestAudit(t *testing.T) {
 			{"category", readmodel.AuditQuery{Category: "channel"}, []uint64{p4}},
 			{"correlation", readmodel.AuditQuery{CorrelationID: "corr-bob"}, []uint64{p3}},
 			{"limit", readmodel.AuditQuery{Limit: 2}, []uint64{p6, p4}},
+			{"oldest first", readmodel.AuditQuery{Oldest: true, Limit: 2}, []uint64{p1, p3}},
+			{"oldest first paged", readmodel.AuditQuery{Oldest: true, After: p3, Limit: 2}, []uint64{p4, p6}},
 			{"since", readmodel.AuditQuery{Since: all[0].Time}, []uint64{p6}},
 			{"until", readmodel.AuditQuery{Until: all[3].Time.Add(time.Nanosecond), Stream: "unit-a"}, []uint64{p1}},
 			{"time range", readmodel.AuditQuery{Since: mid, Until: mid.Add(time.Nanosecond)}, []uint64{p3}},

@@ -25,18 +25,21 @@ type Reading struct {
 	Value  float64
 }
 
-// Readings returns the readings read model (cloud-lada's persistor):
-// AgentReading events of streams "readings-<unit>" stored under their
-// natural key (unit, sensor, time) with ON CONFLICT DO NOTHING, so a
-// reading the agent sends twice is stored once (the first one wins), plus
-// the newest reading of each (unit, sensor), replaced only by a newer one.
-// A reading without a time takes its event's time. NaN and infinite values
-// are not stored.
+// Readings returns the readings read model (cloud-lada's persistor): the
+// readings of streams "readings-<unit>", from AgentReading events (one
+// reading each, sent by agents) and ReadingsBatch events (a chunk each,
+// written by api/ingest), stored under their natural key (unit, sensor,
+// time) with ON CONFLICT DO NOTHING, so a reading sent twice is stored once
+// (the first one wins), plus the newest reading of each (unit, sensor),
+// replaced only by a newer one. An AgentReading without a time takes its
+// event's time. NaN and infinite values are not stored. A ReadingsBatch
+// whose columns disagree is poison.
 func Readings() projections.Projection {
 	return projections.Projection{
-		Name:       ReadingsName,
-		Version:    ReadingsVersion,
-		Filter:     events.Filter{Categories: []string{ReadingsCategory}, Types: typeNames(&logbookv1.AgentReading{})},
+		Name:    ReadingsName,
+		Version: ReadingsVersion,
+		Filter: events.Filter{Categories: []string{ReadingsCategory},
+			Types: typeNames(&logbookv1.AgentReading{}, &logbookv1.ReadingsBatch{})},
 		Migrations: migrationsOf(ReadingsName),
 		Handler:    projections.HandlerFunc(handleReadings),
 	}
@@ -48,24 +51,37 @@ func handleReadings(ctx context.Context, tx projections.Tx, batch []events.Event
 	rows := make([][]any, 0, len(batch))
 	latest := map[sensorKey]int{} // -> index in rows of the newest
 	var order []sensorKey
-	for _, ev := range batch {
-		msg, err := decode(ev)
-		if err != nil {
-			return err
+	add := func(unit, sensor string, timeNs int64, value float64) {
+		if math.IsNaN(value) || math.IsInf(value, 0) {
+			return // neither dialect's DOUBLE PRECISION orders them usefully; PostgreSQL stores, SQLite refuses NaN
 		}
-		r := msg.(*logbookv1.AgentReading)
-		if math.IsNaN(r.GetValue()) || math.IsInf(r.GetValue(), 0) {
-			continue // neither dialect's DOUBLE PRECISION orders them usefully; PostgreSQL stores, SQLite refuses NaN
-		}
-		k := sensorKey{streamID(ev.Stream), r.GetSensor()}
-		rows = append(rows, []any{k.unit, k.sensor, at(r.GetTime(), ev), r.GetValue()})
+		k := sensorKey{unit, sensor}
+		rows = append(rows, []any{unit, sensor, timeNs, value})
 		i, ok := latest[k]
 		switch {
 		case !ok:
 			order = append(order, k)
 			latest[k] = len(rows) - 1
-		case rows[len(rows)-1][2].(int64) > rows[i][2].(int64): // on a tie the first wins, as in readings
+		case timeNs > rows[i][2].(int64): // on a tie the first wins, as in readings
 			latest[k] = len(rows) - 1
+		}
+	}
+	for _, ev := range batch {
+		msg, err := decode(ev)
+		if err != nil {
+			return err
+		}
+		unit := streamID(ev.Stream)
+		switch m := msg.(type) {
+		case *logbookv1.AgentReading:
+			add(unit, m.GetSensor(), at(m.GetTime(), ev), m.GetValue())
+		case *logbookv1.ReadingsBatch:
+			if err := checkReadingsBatch(m); err != nil {
+				return projections.Poison(fmt.Errorf("%s at position %d: %w", ev.Type, ev.Position, err))
+			}
+			for i, v := range m.GetValues() {
+				add(unit, m.Sensors[m.SensorIndex[i]], m.TimesUnixNano[i], v)
+			}
 		}
 	}
 	if len(rows) == 0 {
@@ -90,6 +106,21 @@ func handleReadings(ctx context.Context, tx projections.Tx, batch []events.Event
 		},
 	}, lrows)
 	return err
+}
+
+// checkReadingsBatch checks that b's columns agree.
+func checkReadingsBatch(b *logbookv1.ReadingsBatch) error {
+	n := len(b.GetValues())
+	if len(b.GetSensorIndex()) != n || len(b.GetTimesUnixNano()) != n {
+		return fmt.Errorf("columns disagree: %d sensor indexes, %d values, %d times",
+			len(b.GetSensorIndex()), n, len(b.GetTimesUnixNano()))
+	}
+	for i, j := range b.GetSensorIndex() {
+		if int(j) >= len(b.GetSensors()) {
+			return fmt.Errorf("reading %d: sensor index %d out of range (%d sensors)", i, j, len(b.GetSensors()))
+		}
+	}
+	return nil
 }
 
 func scanReading(r projections.Row) (Reading, error) {

@@ -220,3 +220,81 @@ func TestReadingsBulk(t *testing.T) {
 		}
 	})
 }
+
+// TestReadingsBatch checks that the readings of ReadingsBatch events (as
+// api/ingest writes them) are stored like AgentReadings: under their
+// natural key, once, with the newest per (unit, sensor) in latest.
+func TestReadingsBatch(t *testing.T) {
+	onEachSink(t, func(t *testing.T, e *env) {
+		ns := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+		batch := &logbookv1.ReadingsBatch{
+			Sensors:       []string{"temp", "speed"},
+			SensorIndex:   []uint32{0, 1, 0, 1, 0},
+			Values:        []float64{20, 5, 21, math.Inf(1), 22},
+			TimesUnixNano: []int64{ns(0), ns(0), ns(time.Minute), ns(time.Minute), ns(2 * time.Minute)},
+		}
+		e.append("readings-ship1", batch, md("ingest"))
+		e.append("readings-ship1", batch, md("ingest")) // a second copy stores nothing new
+		// The same reading as an AgentReading: the batch's came first and wins.
+		e.append("readings-ship1", reading("temp", 99, t0), md("agent"))
+		// An older reading in a later batch does not replace the latest.
+		e.append("readings-ship1", &logbookv1.ReadingsBatch{
+			Sensors: []string{"temp"}, SensorIndex: []uint32{0}, Values: []float64{19}, TimesUnixNano: []int64{ns(-time.Minute)},
+		}, md("ingest"))
+		e.append("readings-ship1", &logbookv1.ReadingsBatch{}, md("ingest")) // empty: nothing to store
+		r := e.run(readmodel.Readings())
+		e.caughtUp(r, readmodel.ReadingsName)
+
+		var n int64
+		if err := e.sink.View(e.ctx, readmodel.ReadingsName, func(q projections.Querier) error {
+			return q.QueryRow(e.ctx, "SELECT count(*) FROM "+q.Table("readings")).Scan(&n)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != 5 {
+			t.Errorf("%d readings stored, want 5 (4 finite of the batch once, plus the older one)", n)
+		}
+		latest := must[[]readmodel.Reading](t)(readmodel.LatestReadings(e.ctx, e.sink, "ship1"))
+		want := []readmodel.Reading{
+			{Unit: "ship1", Sensor: "speed", Time: t0, Value: 5},
+			{Unit: "ship1", Sensor: "temp", Time: t0.Add(2 * time.Minute), Value: 22},
+		}
+		if !reflect.DeepEqual(latest, want) {
+			t.Errorf("latest = %+v\nwant %+v", latest, want)
+		}
+		b := must[[]readmodel.Bucket](t)(readmodel.ReadingBuckets(e.ctx, e.sink, readmodel.BucketQuery{
+			Unit: "ship1", Sensor: "temp", From: t0.Add(-time.Hour), To: t0.Add(time.Hour), Width: time.Hour}))
+		wantB := []readmodel.Bucket{ // t0 is on the hour
+			{Sensor: "temp", Start: t0.Add(-time.Hour), Min: 19, Max: 19, Avg: 19, Count: 1},
+			{Sensor: "temp", Start: t0, Min: 20, Max: 22, Avg: 21, Count: 3},
+		}
+		if !reflect.DeepEqual(b, wantB) {
+			t.Errorf("buckets = %+v\nwant %+v", b, wantB)
+		}
+	})
+}
+
+// TestReadingsBatchMalformed checks that a batch whose columns disagree
+// stops the projection with ErrPoison rather than storing part of it.
+func TestReadingsBatchMalformed(t *testing.T) {
+	for name, b := range map[string]*logbookv1.ReadingsBatch{
+		"short values": {Sensors: []string{"a"}, SensorIndex: []uint32{0, 0}, Values: []float64{1}, TimesUnixNano: []int64{1, 2}},
+		"bad index":    {Sensors: []string{"a"}, SensorIndex: []uint32{1}, Values: []float64{1}, TimesUnixNano: []int64{1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			onEachSink(t, func(t *testing.T, e *env) {
+				e.append("readings-a", b, md("ingest"))
+				r, err := projections.Start(e.ctx, e.store, e.sink, []projections.Projection{readmodel.Readings()},
+					projections.WithLogger(quietLogger()), projections.WithBackoff(time.Millisecond, 5*time.Millisecond))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				err = r.WaitReady(e.ctx, readmodel.ReadingsName)
+				if !errors.Is(err, projections.ErrStopped) || !errors.Is(err, projections.ErrPoison) {
+					t.Fatalf("WaitReady = %v, want ErrStopped and ErrPoison", err)
+				}
+			})
+		})
+	}
+}

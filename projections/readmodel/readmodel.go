@@ -104,7 +104,7 @@ var registry = func() *events.Registry {
 		&logbookv1.ReleasePublished{}, &logbookv1.ReleaseYanked{},
 		&logbookv1.ChannelCreated{}, &logbookv1.ChannelReleasePromoted{}, &logbookv1.ChannelRolledBack{},
 		&logbookv1.ChannelFeatureFlagSet{}, &logbookv1.ChannelFeatureFlagUnset{},
-		&logbookv1.AgentReading{},
+		&logbookv1.AgentReading{}, &logbookv1.ReadingsBatch{},
 	)
 	return r
 }()

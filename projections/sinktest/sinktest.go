@@ -42,6 +42,7 @@ func Run(t *testing.T, cfg Config) {
 		{"HandlerErrorMidStream", testHandlerError},
 		{"PoisonEvent", testPoison},
 		{"RebuildUnderAppends", testRebuild},
+		{"RuntimeRebuild", testRuntimeRebuild},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, cfg) })

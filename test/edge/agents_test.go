@@ -121,10 +121,11 @@ func TestAgentKilledAndRestartedRunsOnce(t *testing.T) {
 	}
 }
 
-// TestAgentOfflineSpoolDelivered: lines appended to a forwarded log while
-// the bridge is down are spooled by the agent (seen as EdgeEvent requests
-// nobody acks), survive an agent restart, and reach syslog-<unit> once
-// each, in order, when the bridge is back.
+// TestAgentOfflineSpoolDelivered: 1,000 lines appended to a forwarded log
+// while the bridge is down are spooled by the agent (its heartbeats, seen
+// by a plain subscription that never answers, report the backlog), survive
+// an agent restart, and reach syslog-<unit> once each, in order, when the
+// bridge is back.
 func TestAgentOfflineSpoolDelivered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), agentLimit)
 	defer cancel()
@@ -137,7 +138,7 @@ func TestAgentOfflineSpoolDelivered(t *testing.T) {
 	if err := os.WriteFile(logPath, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	syslogFlag := []string{"--syslog", "app=" + logPath}
+	syslogFlag := []string{"--syslog", "app=" + logPath, "--heartbeat", "100ms"}
 	a := startAgent(t, name+"[1]", agentArgs(dataDir, name, p.URL(), append([]string{"--token", tok}, syslogFlag...)...)...)
 
 	const id = "cmd-syslog-start"
@@ -156,18 +157,18 @@ func TestAgentOfflineSpoolDelivered(t *testing.T) {
 	// requests (and never answers them), which proves the lines are in
 	// its spool: events are spooled before they are sent.
 	p.stopBridge()
-	seen := make(chan string, 1024)
+	backlog := make(chan uint64, 16)
 	sub, err := p.NC.Subscribe(name+".event.>", func(m *nats.Msg) {
 		ev := new(logbookv1.EdgeEvent)
-		if proto.Unmarshal(m.Data, ev) != nil || ev.GetType() != "logbook.v1.AgentSyslogLine" {
+		if proto.Unmarshal(m.Data, ev) != nil || ev.GetType() != "logbook.v1.AgentHeartbeat" {
 			return
 		}
-		line := new(logbookv1.AgentSyslogLine)
-		if proto.Unmarshal(ev.GetData(), line) != nil {
+		hb := new(logbookv1.AgentHeartbeat)
+		if proto.Unmarshal(ev.GetData(), hb) != nil {
 			return
 		}
 		select {
-		case seen <- line.GetLine():
+		case backlog <- hb.GetSpoolBacklog():
 		default:
 		}
 	})
@@ -177,14 +178,14 @@ func TestAgentOfflineSpoolDelivered(t *testing.T) {
 	if err := p.NC.FlushWithContext(ctx); err != nil {
 		t.Fatal(err)
 	}
-	const n = 20
+	const n = 1000
 	want := make([]string, n)
 	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		want[i] = fmt.Sprintf("offline line %02d", i)
+		want[i] = fmt.Sprintf("offline line %04d", i)
 		if _, err := fmt.Fprintln(f, want[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -192,13 +193,11 @@ func TestAgentOfflineSpoolDelivered(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]bool{}
-	for len(got) < n {
+	for spooled := uint64(0); spooled < n; {
 		select {
-		case l := <-seen:
-			got[l] = true
+		case spooled = <-backlog:
 		case <-ctx.Done():
-			t.Fatalf("saw %d of %d offline lines sent: %v", len(got), n, ctx.Err())
+			t.Fatalf("agent reports %d of %d offline lines spooled: %v", spooled, n, ctx.Err())
 		}
 	}
 	if err := sub.Unsubscribe(); err != nil {

@@ -135,7 +135,7 @@ func (cp *ControlPlane) AddUnits(ctx context.Context, from, n, workers int) ([]s
 		if err != nil {
 			return err
 		}
-		if err := cp.Creds.PutCredential(ctx, bridge.Credential{Unit: name, SecretHash: bridge.HashSecret(pw), PublicKey: pub, EnrolledAt: time.Now()}); err != nil {
+		if err := cp.Creds.PutCredential(ctx, bridge.Credential{Unit: name, Secret: bridge.NewSaltedHash(pw), PublicKey: pub, EnrolledAt: time.Now()}); err != nil {
 			return err
 		}
 		passwords[i] = pw

@@ -1,0 +1,101 @@
+// Package api serves Logbook's public API (proto/logbook/v1/api.proto) with
+// Connect: gRPC, gRPC-Web and JSON over HTTP from one handler.
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/logbook-fleet/logbook/actors"
+	"github.com/logbook-fleet/logbook/events"
+	"github.com/logbook-fleet/logbook/projections"
+	"github.com/logbook-fleet/logbook/projections/readmodel"
+)
+
+// Enrolments issues one-time enrolment tokens for units
+// (cluster/bridge.Enroller implements it).
+type Enrolments interface {
+	IssueToken(ctx context.Context, unit string, ttl time.Duration) (string, error)
+}
+
+// Deps is what the services need; cmd/logbook wires it.
+type Deps struct {
+	// Store is the event log.
+	Store events.Store
+	// Host runs the entities (unit, process, release, channel).
+	Host *actors.Host
+	// Runner runs the read models; Models reads them (through
+	// readmodel.Guard, so queries fail with projections.ErrNotReady until
+	// a read model has caught up once).
+	Runner *projections.Runner
+	Models readmodel.Reader
+	// Enrolments, NATSURLs and SigningKey answer CreateEnrolmentToken.
+	Enrolments Enrolments
+	NATSURLs   []string
+	SigningKey ed25519.PublicKey
+	// Tokens authenticates callers.
+	Tokens *Tokens
+	// Cluster answers ClusterStatus; nil on a single node.
+	Cluster ClusterStatusFunc
+	// NodeID and NodeAddress name this node in ClusterStatus when Cluster
+	// is nil (NodeID defaults to the host name).
+	NodeID, NodeAddress string
+	Logger              *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// ClusterStatusFunc reports the cluster's members for ClusterStatus.
+type ClusterStatusFunc func(ctx context.Context) (*ClusterStatus, error)
+
+// ClusterStatus is the cluster as one node sees it.
+type ClusterStatus struct {
+	Leader  string
+	Members []ClusterMember
+}
+
+// ClusterMember is one node of the cluster.
+type ClusterMember struct {
+	ID, Address     string
+	Leader, Voter   bool
+	AppliedPosition uint64
+	HeadHash        []byte
+	Err             error
+}
+
+// Server holds the services.
+type Server struct {
+	d Deps
+}
+
+// New checks d and returns the server.
+func New(d Deps) (*Server, error) {
+	if d.Store == nil || d.Host == nil || d.Runner == nil || d.Models == nil || d.Tokens == nil {
+		return nil, errors.New("api: New needs Store, Host, Runner, Models and Tokens")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.NodeID == "" {
+		d.NodeID, _ = os.Hostname()
+	}
+	return &Server{d: d}, nil
+}
+
+// Handler returns the HTTP handler of every service, under the paths
+// Connect derives from api.proto ("/logbook.v1.UnitService/ListUnits", ...).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	opts := s.handlerOptions()
+	s.mountCore(mux, opts)
+	s.mountHistory(mux, opts)
+	return mux
+}

@@ -1,0 +1,193 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/logbook-fleet/logbook/events"
+)
+
+// proposal is one append waiting for the leader's batcher.
+type proposal struct {
+	enc    []byte // the encoded logbook.v1.ClusterAppend
+	events int
+	done   chan proposalResult // buffered: the batcher never blocks on it
+}
+
+// proposalResult is the outcome of a proposal: the append's result or
+// error, and the applied head once its entry was applied.
+type proposalResult struct {
+	res  events.AppendResult
+	err  error
+	head events.Head
+}
+
+// batcher is the leader's group commit: it packs the appends that arrive
+// while earlier entries are in flight into one raft entry, so that a raft
+// round trip (and the replicas' syncs) carries many appends. It runs on
+// every node; on a follower raft refuses its entries with ErrNotLeader and
+// the appenders forward instead.
+type batcher struct {
+	raft      *hraft.Raft
+	in        chan *proposal
+	inflight  chan struct{} // a token per entry proposed and not yet applied
+	maxEvents int
+	maxBytes  int
+	timeout   time.Duration
+	quit      <-chan struct{}
+	wg        sync.WaitGroup
+}
+
+func newBatcher(r *hraft.Raft, cfg Config, quit <-chan struct{}) *batcher {
+	return &batcher{
+		raft:      r,
+		in:        make(chan *proposal, 1024),
+		inflight:  make(chan struct{}, cfg.MaxInflight),
+		maxEvents: cfg.MaxBatchEvents,
+		maxBytes:  cfg.MaxBatchBytes,
+		timeout:   cfg.CallTimeout,
+		quit:      quit,
+	}
+}
+
+// submit proposes enc and waits for its outcome. Once the proposal is
+// handed over, a ctx that ends makes the outcome unknown.
+func (b *batcher) submit(ctx context.Context, enc []byte, nevents int) proposalResult {
+	p := &proposal{enc: enc, events: nevents, done: make(chan proposalResult, 1)}
+	select {
+	case b.in <- p:
+	case <-ctx.Done():
+		return proposalResult{err: ctx.Err()}
+	case <-b.quit:
+		return proposalResult{err: ErrClosed}
+	}
+	select {
+	case r := <-p.done:
+		return r
+	case <-ctx.Done():
+		return proposalResult{err: fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())}
+	}
+}
+
+// run collects proposals into entries until quit is closed.
+func (b *batcher) run() {
+	defer b.wg.Wait()
+	for {
+		var first *proposal
+		select {
+		case first = <-b.in:
+		case <-b.quit:
+			b.failQueued()
+			return
+		}
+		props := []*proposal{first}
+		nevents, nbytes := first.events, len(first.enc)
+		full := func() bool { return nevents >= b.maxEvents || nbytes >= b.maxBytes }
+		add := func(p *proposal) {
+			props = append(props, p)
+			nevents += p.events
+			nbytes += len(p.enc)
+		}
+		// Whatever is queued goes along; then wait for an in-flight slot,
+		// taking what arrives meanwhile into this entry.
+	drain:
+		for !full() {
+			select {
+			case p := <-b.in:
+				add(p)
+			default:
+				break drain
+			}
+		}
+	slot:
+		for {
+			in := b.in
+			if full() {
+				in = nil
+			}
+			select {
+			case b.inflight <- struct{}{}:
+				break slot
+			case p := <-in:
+				add(p)
+			case <-b.quit:
+				deliver(props, proposalResult{err: ErrClosed})
+				b.failQueued()
+				return
+			}
+		}
+		b.propose(props, nbytes)
+	}
+}
+
+func (b *batcher) failQueued() {
+	for {
+		select {
+		case p := <-b.in:
+			p.done <- proposalResult{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// propose applies one entry carrying props and answers them when it is
+// applied, on a goroutine of its own so that the next entry can be
+// collected meanwhile.
+func (b *batcher) propose(props []*proposal, nbytes int) {
+	cmd := make([]byte, 0, nbytes+len(props)*6)
+	for _, p := range props {
+		cmd = appendCommandField(cmd, p.enc)
+	}
+	fut := b.raft.Apply(cmd, b.timeout)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		err := fut.Error()
+		<-b.inflight
+		if err != nil {
+			deliver(props, proposalResult{err: translateRaftError(err)})
+			return
+		}
+		switch r := fut.Response().(type) {
+		case *applyResponse:
+			if len(r.results) != len(props) {
+				deliver(props, proposalResult{err: fmt.Errorf("raft: entry %d: %d results for %d appends", fut.Index(), len(r.results), len(props))})
+				return
+			}
+			for i, p := range props {
+				p.done <- proposalResult{res: r.results[i].Result, err: r.results[i].Err, head: r.head}
+			}
+		case error:
+			deliver(props, proposalResult{err: r})
+		default:
+			deliver(props, proposalResult{err: fmt.Errorf("raft: entry %d: unexpected response %T", fut.Index(), r)})
+		}
+	}()
+}
+
+func deliver(props []*proposal, r proposalResult) {
+	for _, p := range props {
+		p.done <- r
+	}
+}
+
+// translateRaftError maps raft's errors onto this package's.
+func translateRaftError(err error) error {
+	switch {
+	case errors.Is(err, hraft.ErrNotLeader):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, hraft.ErrLeadershipLost), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	case errors.Is(err, hraft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case errors.Is(err, hraft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	}
+	return err
+}
