@@ -86,9 +86,21 @@
 // just a nats.Conn given to Start; it must enforce the same permissions
 // itself.
 //
+// # Credentials
+//
+// A control plane keeps credentials in the log: NewLogCredentials(ctx,
+// store) folds the "credential-<unit>" and "enroltoken-<sha256>" streams
+// (credential.proto) and follows them, so units stay enrolled across
+// restarts, an unused token survives one, every node sharing the log
+// accepts the same units, and a token is used once however enrolments
+// race. Only hashes are stored (passwords salted). A unit's
+// UnitDecommissioned event revokes its credential; the server then kicks
+// its connections. MemoryCredentials is for tests.
+//
 // Example:
 //
-//	creds := bridge.NewMemoryCredentials()
+//	creds, err := bridge.NewLogCredentials(ctx, store)
+//	defer creds.Close()
 //	srv, err := bridge.StartServer(ctx, creds, bridge.DefaultServerConfig())
 //	...
 //	nc, err := srv.ConnectInternal()

@@ -186,6 +186,10 @@ func (n *node) waitConnected(ctx context.Context, want int) error {
 }
 
 func printDevBanner(w io.Writer, n *node, units int, took time.Duration) {
+	exe := "logbook"
+	if len(os.Args) > 0 && strings.Contains(os.Args[0], string(os.PathSeparator)) && !strings.Contains(os.Args[0], "go-build") {
+		exe = os.Args[0] // ./bin/logbook under make run
+	}
 	names := make([]string, 0, units)
 	for _, u := range devUnits[:units] {
 		names = append(names, u.name)
@@ -195,17 +199,17 @@ func printDevBanner(w io.Writer, n *node, units int, took time.Duration) {
   API        %s
   NATS       %s
   data       %s
-  admin token %s
+  token      %s
   units      %s (connected)
 
-Try, in another terminal (the CLI finds the admin token through --data-dir):
+Try, in another terminal (the CLI finds the admin token through LOGBOOK_DATA):
 
-  export LOGBOOK_DATA_DIR=%s
-  go run ./cmd/logbook unit ls
-  go run ./cmd/logbook cmd run ship1 -- uname -a
-  go run ./cmd/logbook audit unit-ship1
+  export LOGBOOK_DATA=%s
+  %[8]s unit ls
+  %[8]s cmd run --selector role=vessel -- uname -sr
+  %[8]s audit unit-ship1
 
 Ctrl-C stops everything.
 `, took.Round(time.Millisecond), n.apiURL, strings.Join(n.natsURLs, ", "), n.cfg.DataDir, n.cfg.AdminTokenFile,
-		strings.Join(names, ", "), n.cfg.DataDir)
+		strings.Join(names, ", "), n.cfg.DataDir, exe)
 }

@@ -371,7 +371,7 @@ manifest:
 		go func() {
 			done <- Run(ctx, []string{"--server", e.url, "--token", e.admin, "events", "tail", "--follow", "-n", "0", "unit-ship2"}, &buf, io.Discard)
 		}()
-		for !strings.Contains(buf.String(), "followed=yes") {
+		for !strings.Contains(buf.String(), `"followed":"yes"`) {
 			e.ok("unit", "label", "ship2", "followed=yes")
 			select {
 			case err := <-done:

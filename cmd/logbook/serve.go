@@ -59,6 +59,9 @@ type serveConfig struct {
 const envPrefix = "LOGBOOK_"
 
 func envName(flag string) string {
+	if flag == "data-dir" {
+		return envData // shared with the CLI, which reads the admin token there
+	}
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
@@ -106,8 +109,9 @@ At its first start serve creates an admin token and writes it to
 --data-dir, or pass it with --token / LOGBOOK_TOKEN.
 
 Every flag can also be set by an environment variable: LOGBOOK_ and the
-flag's name in capitals with '_' for '-' (--read-models: LOGBOOK_READ_MODELS).
-Flags win over the environment.
+flag's name in capitals with '_' for '-' (--read-models: LOGBOOK_READ_MODELS),
+except --data-dir, which is LOGBOOK_DATA (the CLI reads the admin token
+there). Flags win over the environment.
 
 Back-ends by URL:
   --store        pebble:///var/lib/logbook/log   (embedded log; the default)

@@ -208,10 +208,10 @@ func TestCloseWaitsForGroupInFlight(t *testing.T) {
 	<-syncing
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	waitFor(t, "Close to refuse appends", func() bool {
-		_, err := s.Append(ctx, "unit-b", events.NoStream, newEvents(1, "y")...)
-		return errors.Is(err, events.ErrClosed)
-	})
+	waitFor(t, "Close to start", s.closed.Load)
+	if _, err := s.Append(ctx, "unit-b", events.NoStream, newEvents(1, "y")...); !errors.Is(err, events.ErrClosed) {
+		t.Fatalf("append during Close: error %v, want ErrClosed", err)
+	}
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned %v while a group was syncing", err)

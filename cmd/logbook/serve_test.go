@@ -1,0 +1,65 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestApplyEnv(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "")
+	models := fs.String("read-models", "", "")
+	data := fs.String("data-dir", "", "")
+	if err := fs.Parse([]string{"--listen", ":9000"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"LOGBOOK_LISTEN":      ":1", // the flag wins
+		"LOGBOOK_READ_MODELS": "postgres://db/logbook",
+		"LOGBOOK_DATA":        "/srv/logbook",
+	}
+	if err := applyEnv(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if *listen != ":9000" || *models != "postgres://db/logbook" || *data != "/srv/logbook" {
+		t.Fatalf("listen %q, read-models %q, data-dir %q", *listen, *models, *data)
+	}
+}
+
+func TestApplyEnvBadValue(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.Duration("shutdown-timeout", 0, "")
+	err := applyEnv(fs, func(k string) (string, bool) { return "soon", k == "LOGBOOK_SHUTDOWN_TIMEOUT" })
+	if err == nil || !strings.Contains(err.Error(), "LOGBOOK_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("err = %v; want one naming the variable", err)
+	}
+}
+
+func TestResolveDefaultsAndErrors(t *testing.T) {
+	c := serveConfig{DataDir: "/var/lib/logbook", Listen: ":8080", NATS: "embedded", NATSListen: "0.0.0.0:4250",
+		LogFormat: "text", LogLevel: "info", ShutdownTimeout: 1}
+	if err := c.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != "pebble:///var/lib/logbook/log" || c.ReadModels != "sqlite:///var/lib/logbook/readmodels.db" ||
+		c.Dump != "file:///var/lib/logbook/dumps" || c.AdminTokenFile != "/var/lib/logbook/admin.token" {
+		t.Fatalf("defaults: %+v", c)
+	}
+
+	bad := serveConfig{DataDir: "/d", Listen: "8080", NATS: "redis://x", NATSListen: "0.0.0.0:4250",
+		Store: "esdb://x", ReadModels: "mysql://u:secret@h/db", Dump: "ftp://x", LogFormat: "xml", LogLevel: "loud"}
+	err := bad.resolve()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"--listen", "--nats", "--store", "esdb", "--read-models", "--dump", "--log-format", "--log-level", "--shutdown-timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error shows a password:\n%v", err)
+	}
+}
