@@ -147,8 +147,20 @@ func parsePoint(s string, now time.Time, loc *time.Location) (*logbookv1.AuditPo
 	return &logbookv1.AuditPoint{At: &logbookv1.AuditPoint_Time{Time: timestamppb.New(t)}}, nil
 }
 
-// parseTime parses the time forms of parsePoint (not positions).
+// parseTime parses the time forms of parsePoint (not positions), between
+// the years 1 and 9999 (what a protobuf Timestamp holds).
 func parseTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	t, err := parseAnyTime(s, now, loc)
+	if err != nil {
+		return t, err
+	}
+	if err := timestamppb.New(t).CheckValid(); err != nil {
+		return time.Time{}, fmt.Errorf("%q is out of range (years 1 to 9999)", s)
+	}
+	return t, nil
+}
+
+func parseAnyTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return time.Time{}, errNoPoint

@@ -108,6 +108,7 @@ func TestParsePoint(t *testing.T) {
 		{in: "2x", wantErr: true},
 		{in: "1d-2h", wantErr: true},
 		{in: "12", pos: 12},
+		{in: "0000-01-01 00:00", wantErr: true},
 	}
 	for _, tt := range tests {
 		p, err := parsePoint(tt.in, now, loc)
