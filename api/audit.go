@@ -75,10 +75,10 @@ func (a auditService) Timeline(ctx context.Context, req *connect.Request[logbook
 
 // StateAt rebuilds the state of the entity of stream as it was at a point
 // of its history, by replaying its stream with its kind's Evolve: after
-// its last event at or before a log position, or with an event time at or
-// before a time (the events of a stream are in time order), or now. A
-// point before the stream's first event is NotFound: the entity did not
-// exist yet.
+// its last event at or before a log position, or up to (not including)
+// its first event recorded after a time, or now. A point before the
+// stream's first event is NotFound: the entity did not exist yet. The
+// state is protobuf JSON with the .proto field names.
 func (a auditService) StateAt(ctx context.Context, req *connect.Request[logbookv1.StateAtRequest]) (*connect.Response[logbookv1.StateAtResponse], error) {
 	m := req.Msg
 	keep, at, err := a.point("at", m.GetStream(), m.GetAt())

@@ -66,6 +66,12 @@
 // makes it current and drops the old tables in one transaction. The old
 // version is not fed during the rebuild: it serves what it had.
 //
+// Runner.Rebuild does the same at runtime for the running version: it
+// builds a new generation (see VersionOfGeneration) from position 1 into
+// new tables while the current one keeps serving and following the log,
+// then the projection's goroutine switches to it between two batches.
+// Status.Rebuild reports its progress.
+//
 // Progress (Status.Progress = checkpoint/head, logged every
 // WithProgressInterval while catching up) and lag (head - checkpoint) are
 // in Status and in the metrics of NewCollector.

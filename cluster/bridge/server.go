@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -45,7 +46,45 @@ type ServerConfig struct {
 	Logger *slog.Logger
 	// Now is the clock for token expiry (default time.Now).
 	Now func() time.Time
+	// Cluster, when set, joins this server to the embedded NATS servers
+	// of the other control-plane nodes, so a unit connected to any node
+	// reaches the bridge on the leader. Nil: a standalone server.
+	Cluster *ServerCluster
 }
+
+// ServerCluster joins embedded NATS servers into one NATS cluster over
+// routes. Every node lists the others' route URLs; routes authenticate
+// with a secret all nodes share.
+type ServerCluster struct {
+	// Name of the NATS cluster; the same on every node (default "logbook").
+	Name string
+	// Host and Port the server listens on for routes from other nodes.
+	Host string
+	Port int
+	// Routes are the other nodes' route addresses, host:port.
+	Routes []string
+	// Secret authenticates routes; the same on every node. Required.
+	Secret string
+}
+
+func (c *ServerCluster) validate() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("cluster port %d: want 0-65535", c.Port))
+	}
+	if len(c.Secret) < 16 {
+		errs = append(errs, errors.New("cluster secret: at least 16 characters, the same on every node"))
+	}
+	for _, r := range c.Routes {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			errs = append(errs, fmt.Errorf("route %q: want host:port: %w", r, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// routeUser is the user routes between the embedded servers authenticate as.
+const routeUser = "logbook-route"
 
 // DefaultServerConfig returns the defaults described on ServerConfig.
 func DefaultServerConfig() ServerConfig {
@@ -76,6 +115,11 @@ func (c ServerConfig) Validate() error {
 	}
 	if c.Now == nil {
 		errs = append(errs, errors.New("nil clock"))
+	}
+	if c.Cluster != nil {
+		if err := c.Cluster.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -140,6 +184,23 @@ func StartServer(ctx context.Context, creds CredentialStore, cfg ServerConfig) (
 		NoLog:                      true,
 		MaxControlLine:             4096,
 		CustomClientAuthentication: (*authenticator)(s),
+	}
+	if c := cfg.Cluster; c != nil {
+		name := c.Name
+		if name == "" {
+			name = "logbook"
+		}
+		chost := c.Host
+		if chost == "" {
+			chost = "0.0.0.0"
+		}
+		opts.Cluster = server.ClusterOpts{Name: name, Host: chost, Port: c.Port, Username: routeUser, Password: c.Secret}
+		if c.Port == 0 {
+			opts.Cluster.Port = -1
+		}
+		for _, r := range c.Routes {
+			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(routeUser, c.Secret), Host: r})
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

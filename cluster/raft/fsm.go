@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	hraft "github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -46,6 +47,10 @@ type fsm struct {
 	// snapshot; below it, entries are being replayed. Owned by raft's FSM
 	// goroutine (Apply, Snapshot and Restore are never concurrent).
 	storeEnd uint64
+
+	// restores counts snapshots installed from the leader; replayed
+	// counts appends settled by replay (see above). For tests and status.
+	restores, replayed atomic.Int64
 
 	mu      sync.Mutex
 	head    events.Head   // the log as applied so far
@@ -194,6 +199,7 @@ func (f *fsm) replaying() bool { return f.headNow().Position < f.storeEnd }
 
 // replay settles an append of a replayed entry; see the type's comment.
 func (f *fsm) replay(ctx context.Context, call appendCall, res *embedded.BatchResult) error {
+	f.replayed.Add(1)
 	head := f.headNow()
 	got, err := readRange(ctx, f.store, head.Position+1, len(call.events))
 	if err != nil {
@@ -295,6 +301,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.storeEnd = max(local.Position, sr.head.Position)
 	f.setHead(sr.head)
+	f.restores.Add(1)
+	f.logger.Info("raft: installed a snapshot from the leader", "head", sr.head.Position, "local", local.Position)
 	return nil
 }
 

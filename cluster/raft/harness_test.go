@@ -84,6 +84,9 @@ func testConfig(id, dir string) Config {
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.CallTimeout = 5 * time.Second
 	cfg.Logger = testLogger()
+	if l := os.Getenv("LOGBOOK_RAFT_TEST_LOG"); l != "" && l != "1" {
+		cfg.RaftLogLevel = l
+	}
 	return cfg
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logbook-fleet/logbook/events"
@@ -33,6 +34,7 @@ type Node struct {
 
 	store *embedded.Store
 	wal   *raftwal.WAL
+	meta  *metadb.BoltMetaDB
 	snaps hraft.SnapshotStore
 	trans hraft.Transport
 	net   peerNet
@@ -96,7 +98,10 @@ func (n *Node) open(ctx context.Context) error {
 	if err := os.MkdirAll(walDir, 0o755); err != nil {
 		return err
 	}
-	if n.wal, err = raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal"))); err != nil {
+	// raft-wal's Close leaves its metadata database open (and locked), so
+	// the node owns and closes it.
+	n.meta = &metadb.BoltMetaDB{}
+	if n.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.meta), raftwal.WithLogger(hlog.Named("wal"))); err != nil {
 		return fmt.Errorf("raft log: %w", err)
 	}
 	if n.snaps, err = hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, hlog.Named("snapshots")); err != nil {
@@ -253,6 +258,9 @@ func (n *Node) release() {
 	}
 	if n.wal != nil {
 		errs = append(errs, n.wal.Close())
+	}
+	if n.meta != nil {
+		errs = append(errs, n.meta.Close())
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())

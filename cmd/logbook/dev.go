@@ -170,7 +170,7 @@ func (n *node) waitConnected(ctx context.Context, want int) error {
 	for {
 		got := 0
 		for _, u := range devUnits[:want] {
-			if n.bridge.Connected(u.name) {
+			if b := n.bridge.Load(); b != nil && b.Connected(u.name) {
 				got++
 			}
 		}

@@ -24,10 +24,12 @@ type meteredStore struct {
 	durable, syncs, appends *prometheus.Desc
 }
 
-func newMeteredStore(s *embedded.Store) *meteredStore {
+// newMeteredStore meters s; local, when not nil, is the embedded log
+// whose counters are reported too.
+func newMeteredStore(s events.Store, local *embedded.Store) *meteredStore {
 	return &meteredStore{
 		Store:    s,
-		embedded: s,
+		embedded: local,
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "logbook_append_duration_seconds",
 			Help:    "Time an Append to the event log took, from call to durable acknowledgement, by outcome (ok, conflict, error).",
@@ -75,6 +77,9 @@ func (m *meteredStore) Describe(ch chan<- *prometheus.Desc) {
 func (m *meteredStore) Collect(ch chan<- prometheus.Metric) {
 	m.latency.Collect(ch)
 	m.appended.Collect(ch)
+	if m.embedded == nil {
+		return
+	}
 	st := m.embedded.Stats()
 	ch <- prometheus.MustNewConstMetric(m.durable, prometheus.CounterValue, float64(st.Events))
 	ch <- prometheus.MustNewConstMetric(m.appends, prometheus.CounterValue, float64(st.Appends))

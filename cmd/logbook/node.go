@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -31,6 +32,7 @@ import (
 	"github.com/logbook-fleet/logbook/api"
 	"github.com/logbook-fleet/logbook/api/ingest"
 	"github.com/logbook-fleet/logbook/cluster/bridge"
+	lbraft "github.com/logbook-fleet/logbook/cluster/raft"
 	"github.com/logbook-fleet/logbook/events"
 	"github.com/logbook-fleet/logbook/events/embedded"
 	"github.com/logbook-fleet/logbook/projections"
@@ -46,7 +48,10 @@ type node struct {
 	logger *slog.Logger
 
 	listener net.Listener
-	store    *embedded.Store
+	// raft is the cluster member in cluster mode (nil on a single node);
+	// store is then its replicated Store.
+	raft     *lbraft.Node
+	store    events.Store
 	metered  *meteredStore
 	host     *actors.Host
 	key      ed25519.PrivateKey
@@ -54,13 +59,20 @@ type node struct {
 	creds    *bridge.LogCredentials
 	enroller *bridge.Enroller
 	nats     *bridge.Server // nil with an external NATS
-	nc       *nats.Conn
-	bridge   *bridge.Bridge
-	sink     projections.Sink
-	runner   *projections.Runner
-	dumper   *dump.Dumper
-	http     *http.Server
-	registry *prometheus.Registry
+	// local is the embedded log of a single node (nil in a cluster).
+	local *embedded.Store
+	nc    *nats.Conn
+	// bridge is the running bridge: always on a single node, only on the
+	// leader in a cluster (nil elsewhere).
+	bridge atomic.Pointer[bridge.Bridge]
+	// bridgeCfg and bridgeStore start the bridge (runBridge).
+	bridgeCfg   bridge.Config
+	bridgeStore events.Store
+	sink        projections.Sink
+	runner      *projections.Runner
+	dumper      *dump.Dumper
+	http        *http.Server
+	registry    *prometheus.Registry
 
 	// bg is cancelled at shutdown; it stops the node's own goroutines
 	// (dumps, checkpoints), which wg waits for.
@@ -99,12 +111,10 @@ func startNode(ctx context.Context, cfg serveConfig, logger *slog.Logger) (n *no
 	}
 	n.apiURL = "http://" + displayAddr(n.listener.Addr())
 
-	dir, _ := storePath(cfg.Store)
-	if n.store, err = embedded.Open(ctx, dir, embedded.WithLogger(logger)); err != nil {
-		return n, fmt.Errorf("open the event log at %s: %w", dir, err)
+	if err := n.openStore(ctx); err != nil {
+		return n, err
 	}
-	n.closers = append(n.closers, n.store.Close)
-	n.metered = newMeteredStore(n.store)
+	n.metered = newMeteredStore(n.store, n.local)
 	n.registry.MustRegister(n.metered, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var store events.Store = n.metered
 
@@ -145,6 +155,48 @@ func startNode(ctx context.Context, cfg serveConfig, logger *slog.Logger) (n *no
 		"api", n.apiURL, "nats", strings.Join(n.natsURLs, ","), "data", cfg.DataDir,
 		"read_models", redactURL(cfg.ReadModels), "startup", time.Since(started).Round(time.Millisecond))
 	return n, nil
+}
+
+// openStore opens the event log: the embedded store, or in cluster mode
+// this node's raft member and its replicated store.
+func (n *node) openStore(ctx context.Context) error {
+	dir, _ := storePath(n.cfg.Store)
+	if !n.cfg.Cluster.Enabled {
+		st, err := embedded.Open(ctx, dir, embedded.WithLogger(n.logger))
+		if err != nil {
+			return fmt.Errorf("open the event log at %s: %w", dir, err)
+		}
+		n.local, n.store = st, st
+		n.closers = append(n.closers, st.Close)
+		return nil
+	}
+	cl := n.cfg.Cluster
+	rcfg := lbraft.DefaultConfig()
+	rcfg.ID, rcfg.Dir, rcfg.Bind, rcfg.Advertise = cl.NodeID, filepath.Join(n.cfg.DataDir, "cluster"), cl.Listen, cl.Advertise
+	rcfg.Bootstrap, rcfg.Join = cl.Bootstrap, cl.Join
+	rcfg.Logger = n.logger
+	rcfg.StoreOptions = []embedded.Option{embedded.WithLogger(n.logger)}
+	if len(cl.Join) > 0 {
+		n.logger.Info("joining the cluster", "through", strings.Join(cl.Join, ","), "node", cl.NodeID)
+	}
+	node, err := lbraft.Open(ctx, rcfg)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.raft, n.store = node, node.Store()
+	n.closers = append(n.closers, node.Close)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case <-node.Done():
+			if err := node.Err(); err != nil {
+				n.fail(fmt.Errorf("cluster member stopped: %w", err))
+			}
+		case <-n.bg.Done():
+		}
+	}()
+	return nil
 }
 
 // displayAddr is addr with an unspecified host shown as 127.0.0.1, so the
@@ -264,6 +316,17 @@ func (n *node) startEdge(ctx context.Context, store events.Store) error {
 			scfg.Port = -1
 		}
 		scfg.AdvertiseURLs = n.cfg.NATSAdvertise
+		if cl := n.cfg.Cluster; cl.Enabled && len(cl.NATSRoutes) > 0 {
+			rhost, rport, err := net.SplitHostPort(cl.NATSListen)
+			if err != nil {
+				return fmt.Errorf("--nats-cluster-listen %s: %w", cl.NATSListen, err)
+			}
+			port, err := strconv.Atoi(rport)
+			if err != nil {
+				return fmt.Errorf("--nats-cluster-listen %s: bad port", cl.NATSListen)
+			}
+			scfg.Cluster = &bridge.ServerCluster{Host: rhost, Port: port, Routes: cl.NATSRoutes, Secret: cl.NATSSecret}
+		}
 		if n.nats, err = bridge.StartServer(ctx, creds, scfg); err != nil {
 			if errors.Is(err, bridge.ErrAddrInUse) {
 				return fmt.Errorf("embedded NATS on %s: %w (another logbook serve or NATS server holds it; use --nats-listen)", n.cfg.NATSListen, err)
@@ -290,25 +353,87 @@ func (n *node) startEdge(ctx context.Context, store events.Store) error {
 	if err != nil {
 		return err
 	}
-	bcfg := bridge.DefaultConfig()
-	bcfg.Logger = n.logger
-	bcfg.Enroller = enroller
-	cpFile := filepath.Join(n.cfg.DataDir, "dispatch.checkpoint")
-	bcfg.Dispatch.StartPosition = readCheckpoint(cpFile, n.logger)
-	if n.bridge, err = bridge.Start(ctx, n.nc, n.host, store, n.key, bcfg); err != nil {
-		return fmt.Errorf("start the NATS bridge: %w", err)
-	}
-	n.closers = append(n.closers, func() error {
-		err := n.saveCheckpoint(cpFile)
-		return errors.Join(err, n.bridge.Close())
-	})
 	n.enroller = enroller
-	n.every(time.Minute, func(ctx context.Context) {
-		if err := n.saveCheckpoint(cpFile); err != nil && ctx.Err() == nil {
-			n.logger.Warn("saving the dispatcher checkpoint failed", "err", err)
+	n.bridgeCfg = bridge.DefaultConfig()
+	n.bridgeCfg.Logger = n.logger
+	n.bridgeCfg.Enroller = enroller
+	n.bridgeStore = store
+	if n.raft == nil {
+		// A single node leads always: start now, so a failure is a
+		// start-up error.
+		b, err := n.startBridge(ctx)
+		if err != nil {
+			return err
 		}
-	})
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.superviseBridge(n.bg, b); err != nil {
+				n.fail(err)
+			}
+		}()
+		return nil
+	}
+	// In a cluster the bridge runs on the leader only, started after the
+	// leader's barrier and stopped when the leadership ends.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		err := n.raft.RunAsLeader(n.bg, func(ctx context.Context) error {
+			n.logger.Info("this node leads the cluster: starting the NATS bridge")
+			b, err := n.startBridge(ctx)
+			if err != nil {
+				return err
+			}
+			err = n.superviseBridge(ctx, b)
+			n.logger.Info("this node no longer leads: NATS bridge stopped")
+			return err
+		})
+		if err != nil && n.bg.Err() == nil {
+			n.fail(fmt.Errorf("leader tasks: %w", err))
+		}
+	}()
 	return nil
+}
+
+// checkpointFile holds the dispatcher's restart position.
+func (n *node) checkpointFile() string { return filepath.Join(n.cfg.DataDir, "dispatch.checkpoint") }
+
+// startBridge starts the bridge from the saved dispatcher checkpoint.
+func (n *node) startBridge(ctx context.Context) (*bridge.Bridge, error) {
+	bcfg := n.bridgeCfg
+	bcfg.Dispatch.StartPosition = readCheckpoint(n.checkpointFile(), n.logger)
+	b, err := bridge.Start(ctx, n.nc, n.host, n.bridgeStore, n.key, bcfg)
+	if err != nil {
+		return nil, fmt.Errorf("start the NATS bridge: %w", err)
+	}
+	n.bridge.Store(b)
+	return b, nil
+}
+
+// superviseBridge saves the dispatcher checkpoint every minute until ctx
+// ends or the bridge stops, then saves it once more and closes the bridge.
+func (n *node) superviseBridge(ctx context.Context, b *bridge.Bridge) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	var stopped error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-b.Done():
+			stopped = errors.New("the NATS bridge stopped unexpectedly")
+			break loop
+		case <-t.C:
+			if err := n.saveCheckpoint(b); err != nil {
+				n.logger.Warn("saving the dispatcher checkpoint failed", "err", err)
+			}
+		}
+	}
+	err := n.saveCheckpoint(b)
+	n.bridge.CompareAndSwap(b, nil)
+	return errors.Join(stopped, err, b.Close())
 }
 
 // readCheckpoint reads the dispatcher's start position; 0 (read the whole
@@ -329,14 +454,14 @@ func readCheckpoint(path string, logger *slog.Logger) uint64 {
 	return v
 }
 
-func (n *node) saveCheckpoint(path string) error {
+func (n *node) saveCheckpoint(b *bridge.Bridge) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cp, err := n.bridge.Checkpoint(ctx)
+	cp, err := b.Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, []byte(strconv.FormatUint(cp, 10)+"\n"), 0o600)
+	return writeFileAtomic(n.checkpointFile(), []byte(strconv.FormatUint(cp, 10)+"\n"), 0o600)
 }
 
 // startReadModels opens the read-model database and starts the runner.
@@ -405,7 +530,7 @@ func (n *node) startHTTP(store events.Store) error {
 	srv, err := api.New(api.Deps{
 		Store: store, Host: n.host, Runner: n.runner, Models: models,
 		Enrolments: n.enroller, NATSURLs: n.natsURLs, SigningKey: n.key.Public().(ed25519.PublicKey),
-		Tokens: n.tokens, Logger: n.logger,
+		Tokens: n.tokens, Logger: n.logger, Cluster: n.clusterStatus(),
 	})
 	if err != nil {
 		return err
@@ -471,10 +596,13 @@ func (n *node) readyz(w http.ResponseWriter, _ *http.Request) {
 			notReady = append(notReady, err.Error())
 		}
 	}
-	select {
-	case <-n.bridge.Done():
-		notReady = append(notReady, "the NATS bridge stopped")
-	default:
+	if n.raft == nil && n.bridge.Load() == nil {
+		notReady = append(notReady, "the NATS bridge is not running")
+	}
+	if n.raft != nil {
+		if id, _ := n.raft.Leader(); id == "" {
+			notReady = append(notReady, "the cluster has no leader")
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if len(notReady) > 0 {
@@ -515,4 +643,26 @@ func (n *node) shutdown(timeout time.Duration) error {
 	}
 	n.closers = nil
 	return errors.Join(errs...)
+}
+
+// clusterStatus answers the API's ClusterStatus from the raft member; nil
+// on a single node.
+func (n *node) clusterStatus() api.ClusterStatusFunc {
+	if n.raft == nil {
+		return nil
+	}
+	return func(ctx context.Context) (*api.ClusterStatus, error) {
+		st, err := n.raft.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := &api.ClusterStatus{Leader: st.LeaderID}
+		for _, m := range st.Members {
+			out.Members = append(out.Members, api.ClusterMember{
+				ID: m.ID, Address: m.Address, Leader: m.ID == st.LeaderID, Voter: m.Voter,
+				AppliedPosition: m.Head.Position, HeadHash: m.Head.Hash[:], Err: m.Err,
+			})
+		}
+		return out, nil
+	}
 }

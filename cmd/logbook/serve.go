@@ -50,8 +50,31 @@ type serveConfig struct {
 	// (default <data>/admin.token).
 	AdminTokenFile string
 
+	// Cluster runs this node as a member of a raft cluster (see
+	// clusterConfig); false: a single node.
+	Cluster clusterConfig
+
 	// ready, when set, receives the node once it serves (tests, dev).
 	ready func(*node)
+}
+
+// clusterConfig is the raft membership of a clustered node.
+type clusterConfig struct {
+	Enabled bool
+	// NodeID names the node; it must not change across restarts.
+	NodeID string
+	// Listen is the address for raft and node-to-node calls; Advertise
+	// the address the other nodes dial (default: Listen's).
+	Listen, Advertise string
+	// Bootstrap creates a new cluster with this node alone; Join asks
+	// members (any of them) to add it.
+	Bootstrap bool
+	Join      []string
+	// NATSListen is the embedded NATS server's route address; NATSRoutes
+	// the other nodes' route addresses; NATSSecret authenticates routes.
+	NATSListen string
+	NATSRoutes []string
+	NATSSecret string
 }
 
 // envPrefix prefixes every flag's environment variable: --read-models is
@@ -148,6 +171,17 @@ requests, in-flight work drains, and the log is closed cleanly.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the admin token (default <data-dir>/admin.token)")
+
+	host, _ := os.Hostname()
+	f.BoolVar(&cfg.Cluster.Enabled, "cluster", false, "replicate the log over a raft cluster of control-plane nodes (with --bootstrap or --join)")
+	f.StringVar(&cfg.Cluster.NodeID, "node-id", host, "this node's name in the cluster; must not change across restarts")
+	f.StringVar(&cfg.Cluster.Listen, "cluster-listen", "0.0.0.0:7400", "address for raft and node-to-node calls")
+	f.StringVar(&cfg.Cluster.Advertise, "cluster-advertise", "", "address the other nodes reach this one at (default: --cluster-listen, which must then not be 0.0.0.0)")
+	f.BoolVar(&cfg.Cluster.Bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (once, on one node)")
+	f.StringSliceVar(&cfg.Cluster.Join, "join", nil, "cluster addresses of existing members to join through (any member; comma-separated)")
+	f.StringVar(&cfg.Cluster.NATSListen, "nats-cluster-listen", "0.0.0.0:6250", "route address of the embedded NATS server, which joins the other nodes' (cluster mode)")
+	f.StringSliceVar(&cfg.Cluster.NATSRoutes, "nats-routes", nil, "route addresses (host:port) of the other nodes' embedded NATS servers (cluster mode)")
+	f.StringVar(&cfg.Cluster.NATSSecret, "nats-cluster-secret", "", "secret the embedded NATS servers' routes authenticate with, the same on every node (cluster mode; prefer LOGBOOK_NATS_CLUSTER_SECRET)")
 	return cmd
 }
 
@@ -204,6 +238,31 @@ func (c *serveConfig) resolve() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if cl := c.Cluster; cl.Enabled {
+		if cl.NodeID == "" {
+			errs = append(errs, errors.New("--node-id: must not be empty in cluster mode"))
+		}
+		if _, _, err := net.SplitHostPort(cl.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("--cluster-listen %q: %w", cl.Listen, err))
+		}
+		adv := cl.Advertise
+		if adv == "" {
+			adv = cl.Listen
+		}
+		if host, _, err := net.SplitHostPort(adv); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				errs = append(errs, fmt.Errorf("--cluster-advertise: the other nodes cannot dial %q; set the address they reach this node at", adv))
+			}
+		}
+		if cl.Bootstrap && len(cl.Join) > 0 {
+			errs = append(errs, errors.New("--bootstrap and --join: pick one (bootstrap the first node, join the others)"))
+		}
+		if c.NATS == "embedded" && len(cl.NATSRoutes) > 0 && len(cl.NATSSecret) < 16 {
+			errs = append(errs, errors.New("--nats-cluster-secret: at least 16 characters, the same on every node, when --nats-routes joins the embedded NATS servers"))
+		}
+	} else if cl.Bootstrap || len(cl.Join) > 0 || len(cl.NATSRoutes) > 0 {
+		errs = append(errs, errors.New("--bootstrap, --join and --nats-routes need --cluster"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout))

@@ -10,21 +10,39 @@
 //
 // The log is a sequence of segment files of CRC-framed appends; a frame
 // holds exactly one Append call, so a torn write loses a whole unacknowledged
-// append and never part of one. Appends go through a pipeline:
+// append and never part of one. Appends are committed in write groups
+// (leader/follower group commit), with no goroutine of the store's own on
+// the path of an acknowledgement:
 //
 //   - the caller validates, computes each event's content digest and looks
-//     its ids up in the index (in parallel with other callers);
-//   - one writer goroutine checks expected versions, links the hash chain,
-//     encodes frames and writes them with one write per batch;
-//   - one syncer makes everything written so far durable with one
-//     fdatasync (group commit), commits the entries readers need to the
-//     index, publishes the new head and acknowledges;
-//   - an indexer commits the id entries and the checkpoint afterwards.
+//     its ids up in the index, in parallel with other callers;
+//   - it then takes the group mutex and joins the filling group: it checks
+//     expected versions and ids against every earlier append, durable or
+//     not, assigns positions, links the hash chain and encodes its frame
+//     into the group's buffer; positions are thus assigned in the order
+//     appends join, which is the order they commit in;
+//   - the first member of a group is its leader. It waits for the group
+//     before to be done (appends keep joining meanwhile: one group syncs
+//     while the next fills), seals the group, writes it with one write and
+//     makes it durable with one fdatasync, publishes the new head, hands
+//     the group to the indexer and closes the group's done channel, which
+//     wakes every other member with its result;
+//   - an indexer goroutine commits the index entries and the checkpoint of
+//     durable groups afterwards, off the acknowledgement path; until then
+//     readers find those frames in the store's pending groups.
 //
-// Before a sync the syncer waits, briefly, for appends that are in flight
-// but not yet written (on their way in, or just acknowledged and about to
+// Before sealing, a leader waits, briefly, for appends that are in flight
+// but not in its group (on their way in, or just acknowledged and about to
 // append again): otherwise concurrent appenders split into groups that each
-// pay for a sync. The wait is bounded by the duration of the last sync.
+// pay for a sync. The wait is bounded by the duration of the last sync, and
+// the last of them to join wakes the leader.
+//
+// A write or sync that fails puts the store in the failed state: every
+// member of the group that has not an error of its own fails with the
+// outcome unknown, and so does every later group (whose decisions may rest
+// on the failed one); later appends are refused until the store is
+// reopened. Close refuses new appends, waits for every group that has
+// members (each has a leader) and for the indexer, then closes the files.
 //
 // The index (stream runs, sparse positions, ids, snapshots, checkpoint) lives
 // in Pebble with its WAL disabled: the log is the write-ahead log, and the

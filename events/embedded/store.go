@@ -62,7 +62,7 @@ type Store struct {
 		syncs, writes, appends, events atomic.Uint64
 	}
 
-	// indexed describes the batches whose index entries are committed to
+	// indexed describes the groups whose index entries are committed to
 	// Pebble; see appendReq.lookupSeq.
 	indexed atomic.Pointer[indexedState]
 
@@ -75,7 +75,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	durable durableState
-	// pending are the durable batches whose index entries are not yet
+	// pending are the durable groups whose index entries are not yet
 	// committed, in order; readers look there for what the index lacks.
 	pending []*batch
 	notify  chan struct{} // closed and replaced whenever durable advances
@@ -84,7 +84,7 @@ type Store struct {
 }
 
 // indexedState is what Append's caller-side id lookups may rely on: every
-// batch up to seq is in the index, and no id in those batches is greater
+// group up to seq is in the index, and no id in those groups is greater
 // than maxID (ids compare as 16-byte strings).
 type indexedState struct {
 	seq   uint64

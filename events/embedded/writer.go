@@ -6,12 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -23,7 +20,7 @@ import (
 
 // recentKeep is how many groups' ids the writer remembers after they are
 // indexed; see appendReq.lookupSeq.
-const recentKeep = 64
+const recentKeep = 16
 
 // appendReq is one Append call on its way into the log.
 type appendReq struct {
@@ -105,16 +102,16 @@ type recentEvent struct {
 	hash     events.Hash
 }
 
-// recentIDs remembers the ids the writer appended that callers' index
-// lookups may have missed: those of batches indexed less than recentKeep
-// batches ago, or not yet. It keeps them in epochs of recentKeep batches, so
+// recentIDs remembers the ids appended that callers' index lookups may have
+// missed: those of groups indexed less than recentKeep groups ago, or not
+// yet. It keeps them in epochs of recentKeep groups, so
 // forgetting is dropping a whole map rather than deleting id by id.
 type recentIDs struct {
 	epochs []recentEpoch // oldest first
 }
 
 type recentEpoch struct {
-	first, last uint64 // sequence numbers of the batches it holds
+	first, last uint64 // sequence numbers of the groups it holds
 	ids         map[uuid.UUID]int32
 	events      []recentEvent
 }
@@ -148,8 +145,8 @@ func (r *recentIDs) get(id uuid.UUID) (recentEvent, bool) {
 	return recentEvent{}, false
 }
 
-// prune forgets the epochs whose batches were all indexed at least
-// recentKeep batches before indexed.
+// prune forgets the epochs whose groups were all indexed at least
+// recentKeep groups before indexed.
 func (r *recentIDs) prune(indexed uint64) {
 	n := 0
 	for n < len(r.epochs)-1 && r.epochs[n].last+recentKeep <= indexed {
@@ -312,7 +309,7 @@ func (s *Store) lead(g *batch) {
 // that each pay a sync. The last of them to join wakes the leader.
 func (s *Store) linger(g *batch) {
 	s.gmu.Lock()
-	if s.filling != g || s.outstanding.Load() <= int64(len(g.reqs)) || len(g.buf) >= tmpLingerMax {
+	if s.filling != g || s.outstanding.Load() <= int64(len(g.reqs)) {
 		s.gmu.Unlock()
 		return
 	}
@@ -322,8 +319,6 @@ func (s *Store) linger(g *batch) {
 	g.lingering = true
 	s.gmu.Unlock()
 	t := s.lingerTimer
-	tl := time.Now()
-	defer func() { tmpLingerNs.Add(int64(time.Since(tl))) }()
 	t.Reset(s.lingerFor())
 	select {
 	case <-g.wake:
@@ -333,7 +328,8 @@ func (s *Store) linger(g *batch) {
 }
 
 // lookupIDs looks the request's ids up in the index, on the caller's
-// goroutine so that the writer does not have to.
+// goroutine before it joins a group, so that the id check under gmu is
+// nearly always a comparison with the greatest id in the log.
 func (s *Store) lookupIDs(req *appendReq) error {
 	if !s.acquire() {
 		return events.ErrClosed
@@ -587,7 +583,6 @@ func (s *Store) writeFrames(g *batch) error {
 			frame: loc{w.seg.first, off}, frameLen: uint32(fr.end - fr.start),
 		}}
 	}
-	tw := time.Now()
 	_, err := w.f.WriteAt(g.buf, w.off)
 	s.stats.writes.Add(1)
 	w.off += int64(len(g.buf))
@@ -597,8 +592,6 @@ func (s *Store) writeFrames(g *batch) error {
 	t0 := time.Now()
 	err = w.f.SyncData()
 	s.lastSync.Store(int64(time.Since(t0)))
-	tmpSyncNs.Add(int64(time.Since(t0)))
-	tmpWriteNs.Add(int64(t0.Sub(tw)))
 	s.stats.syncs.Add(1)
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
@@ -607,7 +600,7 @@ func (s *Store) writeFrames(g *batch) error {
 }
 
 // roll seals the active segment and starts a new one whose first position
-// is first. It returns the sealed segment's write handle, which the syncer
+// is first. It returns the sealed segment's write handle, which the leader
 // syncs and closes.
 func (s *Store) roll(first uint64) (vfs.File, error) {
 	w := &s.w
@@ -670,14 +663,14 @@ func (s *Store) syncDir() error {
 	return nil
 }
 
-// lingerFor is the longest a sync waits for appends that are on their way:
+// lingerFor is the longest a leader waits for appends that are on their way:
 // as long as the last sync took, within [50us, 2ms]. Waiting longer than a
 // sync costs would lose more than it gains.
 func (s *Store) lingerFor() time.Duration {
 	return min(max(time.Duration(s.lastSync.Load()), 50*time.Microsecond), 2*time.Millisecond)
 }
 
-// maxSyncBuf bounds the write buffer the syncer keeps between syncs.
+// maxSyncBuf bounds the group buffers kept for reuse.
 const maxSyncBuf = 16 << 20
 
 var bufs = sync.Pool{New: func() any { return new([]byte) }}
@@ -821,12 +814,3 @@ func (s *Store) publish(g *batch) {
 	s.stats.appends.Add(uint64(len(g.frames)))
 	s.stats.events.Add(n)
 }
-
-var tmpLingerMax = func() int {
-	if v, err := strconv.Atoi(os.Getenv("TMP_LINGER_MAX")); err == nil {
-		return v
-	}
-	return 64 << 10
-}()
-
-var tmpSyncNs, tmpLingerNs, tmpWriteNs atomic.Int64
