@@ -144,6 +144,9 @@ func (a *entityActor) run(c *command) (res Result, panicked any, err error) {
 func (a *entityActor) execute(c *command) (Result, error) {
 	h, e := a.host, a.e
 	res := Result{Stream: e.stream}
+	if h.cfg.catchUp && a.loaded {
+		a.stale = true // other writers may have appended since
+	}
 	for attempt := 1; ; attempt++ {
 		if err := a.refresh(); err != nil {
 			return Result{}, err

@@ -232,6 +232,11 @@ func (h *Host) request(ctx context.Context, stream string, c *command) (Result, 
 	if kind == nil {
 		return Result{}, fmt.Errorf("actors: %s: %w %q", stream, ErrUnknownCategory, category)
 	}
+	if h.cfg.before != nil {
+		if err := h.cfg.before(ctx); err != nil {
+			return Result{}, fmt.Errorf("actors: %s: catching up with the log: %w", stream, err)
+		}
+	}
 	c.reply = make(chan reply, 1)
 	if err := h.route(ctx, stream, kind, id, c); err != nil {
 		return Result{}, err

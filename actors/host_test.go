@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -661,5 +662,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// With WithCatchUp an entity sees what other writers appended before it
+// reads or decides; without it a live entity trusts its own state.
+func TestCatchUpSeesOtherWriters(t *testing.T) {
+	st := mustStore(t)
+	writer := mustHost(t, st, nil)
+	var barriers atomic.Int64
+	shared := mustHost(t, st, nil, actors.WithCatchUp(func(context.Context) error { barriers.Add(1); return nil }))
+	plain := mustHost(t, st, nil)
+	ctx := context.Background()
+	const stream = "counter-shared"
+	for _, h := range []*actors.Host{shared, plain} {
+		if _, err := h.Read(ctx, stream); err != nil { // live, at version 0
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if _, err := writer.Execute(ctx, stream, add(2), events.Metadata{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := shared.Read(ctx, stream)
+	if err != nil || res.Version != 3 {
+		t.Fatalf("catching-up host: version %d, %v; want 3", res.Version, err)
+	}
+	if res, err := plain.Read(ctx, stream); err != nil || res.Version != 0 {
+		t.Fatalf("plain host: version %d, %v; want its own 0 (documented)", res.Version, err)
+	}
+	res, err = shared.Execute(ctx, stream, add(1), events.Metadata{})
+	if err != nil || res.Version != 4 || res.Attempts != 1 {
+		t.Fatalf("catching-up host decided at version %d after %d attempts, %v; want 4 at the first", res.Version, res.Attempts, err)
+	}
+	if barriers.Load() != 3 {
+		t.Fatalf("before ran %d times, want once per call (3)", barriers.Load())
+	}
+
+	failing := mustHost(t, st, nil, actors.WithCatchUp(func(context.Context) error { return errors.New("no leader") }))
+	if _, err := failing.Execute(ctx, stream, add(1), events.Metadata{}); err == nil || !strings.Contains(err.Error(), "no leader") {
+		t.Fatalf("Execute with a failing barrier: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,6 +17,10 @@ type config struct {
 	idleTimeout     time.Duration
 	snapshotEvery   int
 	conflictRetries int
+	// catchUp: read the stream past the entity's version before every
+	// command and read; before runs first, in the caller's goroutine.
+	catchUp bool
+	before  func(ctx context.Context) error
 }
 
 // Defaults of NewHost.
@@ -94,6 +99,27 @@ func WithConflictRetries(n int) Option {
 			return fmt.Errorf("actors: WithConflictRetries(%d): must not be negative", n)
 		}
 		c.conflictRetries = n
+		return nil
+	}
+}
+
+// WithCatchUp is for a host that shares its log with other writers (the
+// other nodes of a cluster, a tool appending directly): before every
+// command and Read the entity reads its stream past its version, so it
+// decides on everything appended so far, not only on what it appended
+// itself. Without it a live entity trusts its own state, which is right
+// when it is the stream's only writer; the store's expected-version check
+// fences a stale decision to append, but a command refused on a stale
+// state (an "unknown command" that another writer just issued) is not
+// retried.
+//
+// before, when not nil, runs first for each command and Read, in the
+// caller's goroutine with its context: in a cluster, a read barrier that
+// returns once the local replica holds every acknowledged append. Its
+// error fails the call.
+func WithCatchUp(before func(ctx context.Context) error) Option {
+	return func(c *config) error {
+		c.catchUp, c.before = true, before
 		return nil
 	}
 }

@@ -39,11 +39,12 @@ type batcher struct {
 	maxEvents int
 	maxBytes  int
 	timeout   time.Duration
-	quit      <-chan struct{}
+	quit      <-chan struct{} // closed when the node starts closing
+	stopped   <-chan struct{} // closed once raft has shut down
 	wg        sync.WaitGroup
 }
 
-func newBatcher(r *hraft.Raft, cfg Config, quit <-chan struct{}) *batcher {
+func newBatcher(r *hraft.Raft, cfg Config, quit, stopped <-chan struct{}) *batcher {
 	return &batcher{
 		raft:      r,
 		in:        make(chan *proposal, 1024),
@@ -52,6 +53,7 @@ func newBatcher(r *hraft.Raft, cfg Config, quit <-chan struct{}) *batcher {
 		maxBytes:  cfg.MaxBatchBytes,
 		timeout:   cfg.CallTimeout,
 		quit:      quit,
+		stopped:   stopped,
 	}
 }
 
@@ -148,7 +150,7 @@ func (b *batcher) propose(props []*proposal, nbytes int) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		err := fut.Error()
+		err := b.wait(fut)
 		<-b.inflight
 		if err != nil {
 			deliver(props, proposalResult{err: translateRaftError(err)})
@@ -169,6 +171,26 @@ func (b *batcher) propose(props []*proposal, nbytes int) {
 			deliver(props, proposalResult{err: fmt.Errorf("raft: entry %d: unexpected response %T", fut.Index(), r)})
 		}
 	}()
+}
+
+// wait returns fut's error. Raft does not answer a future still queued or
+// on its way to the FSM when it shuts down, so once raft has stopped, wait
+// gives up with ErrUnknownOutcome, leaving behind the goroutine blocked on
+// the future (one per abandoned entry, only after shutdown).
+func (b *batcher) wait(fut hraft.ApplyFuture) error {
+	errc := make(chan error, 1)
+	go func() { errc <- fut.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-b.stopped:
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return fmt.Errorf("%w: the node shut down with the entry in flight: %w", ErrUnknownOutcome, ErrClosed)
+		}
+	}
 }
 
 func deliver(props []*proposal, r proposalResult) {

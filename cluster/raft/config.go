@@ -87,6 +87,9 @@ type Config struct {
 	// transport and net replace the TCP transport in in-process tests.
 	transport hraft.Transport
 	net       peerNet
+	// walSegmentSize overrides raft-wal's segment size (64 MiB) in tests:
+	// compaction only deletes whole segments.
+	walSegmentSize int
 }
 
 // DefaultConfig returns a Config tuned for nodes on one LAN, without ID, Dir,

@@ -184,7 +184,7 @@ func checkStaleLeaderFenced(t *testing.T, c *testCluster) {
 func TestKillLeaderUnderLoad(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	g := startLoad(c, 8)
-	const rounds = 5
+	const rounds = 8
 	for r := range rounds {
 		g.progress(t, 50, fmt.Sprintf("before kill %d", r+1))
 		l := c.leader()
@@ -258,6 +258,7 @@ func TestRestartFollowerAfterCompaction(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		cfg.TrailingLogs = 4
 		cfg.SnapshotThreshold = 1 << 30 // only the snapshots the test asks for
+		cfg.walSegmentSize = 16 << 10   // so that compaction deletes segments
 	})
 	g := startLoad(c, 4)
 	g.progress(t, 40, "before stopping a follower")
@@ -269,6 +270,7 @@ func TestRestartFollowerAfterCompaction(t *testing.T) {
 		}
 	}
 	fid := f.ID()
+	stoppedAt := f.raft.LastIndex()
 	c.stop(fid)
 	g.progress(t, 200, "with a follower down")
 	for _, n := range c.live() {
@@ -278,6 +280,7 @@ func TestRestartFollowerAfterCompaction(t *testing.T) {
 	}
 	g.progress(t, 40, "after compacting")
 	back := c.start(fid, false, false)
+	t.Logf("%s stopped at raft index %d; the leader's log now starts after its snapshot at %s", fid, stoppedAt, l.raft.Stats()["last_snapshot_index"])
 	g.progress(t, 40, "with the follower back")
 	acks := g.finish(t)
 	checkLog(t, c, acks)

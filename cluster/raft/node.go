@@ -47,6 +47,7 @@ type Node struct {
 	notifyCh chan bool
 
 	done      chan struct{} // closed by Close
+	raftDone  chan struct{} // closed once raft has shut down
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -74,6 +75,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg:      cfg,
 		logger:   cfg.Logger.With("node", cfg.ID),
 		done:     make(chan struct{}),
+		raftDone: make(chan struct{}),
 		notifyCh: make(chan bool, 16),
 	}
 	n.lead.changed = make(chan struct{})
@@ -101,7 +103,11 @@ func (n *Node) open(ctx context.Context) error {
 	// raft-wal's Close leaves its metadata database open (and locked), so
 	// the node owns and closes it.
 	n.meta = &metadb.BoltMetaDB{}
-	if n.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.meta), raftwal.WithLogger(hlog.Named("wal"))); err != nil {
+	segSize := raftwal.DefaultSegmentSize
+	if cfg.walSegmentSize > 0 {
+		segSize = cfg.walSegmentSize
+	}
+	if n.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.meta), raftwal.WithSegmentSize(segSize), raftwal.WithLogger(hlog.Named("wal"))); err != nil {
 		return fmt.Errorf("raft log: %w", err)
 	}
 	if n.snaps, err = hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, hlog.Named("snapshots")); err != nil {
@@ -149,7 +155,7 @@ func (n *Node) open(ctx context.Context) error {
 	if n.raft, err = hraft.NewRaft(rc, n.fsm, n.wal, n.wal, n.snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	n.batch = newBatcher(n.raft, cfg, n.done)
+	n.batch = newBatcher(n.raft, cfg, n.done, n.raftDone)
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); n.watchLeadership() }()
 	go func() { defer n.wg.Done(); n.batch.run() }()
@@ -237,6 +243,7 @@ func (n *Node) Close() error {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
 		}
+		close(n.raftDone)
 		n.release()
 		n.wg.Wait()
 		errs = append(errs, n.closeErr)
@@ -429,6 +436,23 @@ func (n *Node) handle(ctx context.Context, req *logbookv1.NodeRequest) *logbookv
 	case <-n.done:
 		return fail(ErrClosed)
 	default:
+	}
+	// Membership, transfer and read-barrier calls that reach a follower
+	// are forwarded once to the leader it knows (a joining node may only
+	// know a follower's address). Appends are not: the appender retries
+	// against the leader itself, and waits for its own replica.
+	switch req.GetCall().(type) {
+	case *logbookv1.NodeRequest_Join, *logbookv1.NodeRequest_Remove, *logbookv1.NodeRequest_Transfer, *logbookv1.NodeRequest_ReadIndex:
+		if !n.IsLeader() {
+			if leaderAddr == "" || string(leaderAddr) == n.addr {
+				return notLeader()
+			}
+			resp, err := n.net.call(ctx, string(leaderAddr), req)
+			if err != nil {
+				return fail(fmt.Errorf("%w: forward %s to %s: %v", ErrNoLeader, callName(req), leaderAddr, err))
+			}
+			return resp
+		}
 	}
 	switch c := req.GetCall().(type) {
 	case *logbookv1.NodeRequest_Append:

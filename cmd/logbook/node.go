@@ -118,10 +118,28 @@ func startNode(ctx context.Context, cfg serveConfig, logger *slog.Logger) (n *no
 	n.registry.MustRegister(n.metered, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var store events.Store = n.metered
 
-	if n.key, err = loadOrCreateKey(filepath.Join(cfg.DataDir, "signing.key")); err != nil {
+	if cl := cfg.Cluster; cl.Enabled && len(cl.Join) > 0 {
+		// Agents trust one key: a joining node must sign with the
+		// cluster's, not a fresh one of its own.
+		if _, err := os.Stat(cfg.SigningKey); errors.Is(err, os.ErrNotExist) {
+			return n, fmt.Errorf("signing key %s: not found; every node of a cluster signs commands with the same key: copy signing.key from the data directory of an existing node, or pass --signing-key", cfg.SigningKey)
+		}
+	}
+	if n.key, err = loadOrCreateKey(cfg.SigningKey); err != nil {
 		return n, err
 	}
-	if n.host, err = actors.NewHost(store, actors.WithLogger(logger)); err != nil {
+	hostOpts := []actors.Option{actors.WithLogger(logger)}
+	if n.raft != nil {
+		// Every node hosts entities over the shared log: each command
+		// first waits for the local replica to hold every acknowledged
+		// append (a read barrier through the leader), then the entity
+		// reads its stream's tail, so it decides on the log as it is.
+		hostOpts = append(hostOpts, actors.WithCatchUp(func(ctx context.Context) error {
+			_, err := n.raft.ReadBarrier(ctx)
+			return err
+		}))
+	}
+	if n.host, err = actors.NewHost(store, hostOpts...); err != nil {
 		return n, err
 	}
 	n.closers = append(n.closers, n.host.Close)

@@ -49,6 +49,10 @@ type serveConfig struct {
 	// AdminTokenFile is where the bootstrap admin token is written
 	// (default <data>/admin.token).
 	AdminTokenFile string
+	// SigningKey is the file of the ed25519 key commands are signed with
+	// (default <data>/signing.key, created on first start). Every node of
+	// a cluster needs the same key: agents trust one.
+	SigningKey string
 
 	// Cluster runs this node as a member of a raft cluster (see
 	// clusterConfig); false: a single node.
@@ -171,6 +175,7 @@ requests, in-flight work drains, and the log is closed cleanly.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the admin token (default <data-dir>/admin.token)")
+	f.StringVar(&cfg.SigningKey, "signing-key", "", "file of the ed25519 key commands are signed with, created on first start (default <data-dir>/signing.key); the same file on every node of a cluster")
 
 	host, _ := os.Hostname()
 	f.BoolVar(&cfg.Cluster.Enabled, "cluster", false, "replicate the log over a raft cluster of control-plane nodes (with --bootstrap or --join)")
@@ -208,6 +213,9 @@ func (c *serveConfig) resolve() error {
 	}
 	if c.AdminTokenFile == "" {
 		c.AdminTokenFile = filepath.Join(c.DataDir, "admin.token")
+	}
+	if c.SigningKey == "" {
+		c.SigningKey = filepath.Join(c.DataDir, "signing.key")
 	}
 	if _, err := storePath(c.Store); err != nil {
 		errs = append(errs, err)

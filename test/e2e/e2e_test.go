@@ -64,11 +64,14 @@ func (l *lockedBuffer) String() string {
 
 // server is a running `logbook serve` process.
 type server struct {
-	cmd      *exec.Cmd
-	data     string
-	api      string
-	nats     string
-	log      *lockedBuffer
+	cmd  *exec.Cmd
+	data string
+	api  string
+	nats string
+	log  *lockedBuffer
+	// token, when set, is passed to the CLI (otherwise the CLI finds the
+	// admin token in the data directory).
+	token    string
 	exited   chan struct{}
 	exitErr  error
 	stopOnce sync.Once
@@ -120,7 +123,13 @@ func startServer(t *testing.T, data string, natsPort int, extra ...string) *serv
 		s.exitErr = s.cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(func() { s.kill() })
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(s.log.String()), "\n")
+			t.Logf("logbook serve %s, last lines of its log:\n%s", data, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+	})
 	select {
 	case rec := <-ready:
 		s.api, _ = rec["api"].(string)
@@ -186,7 +195,11 @@ func (s *server) cli(t *testing.T, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "logbook"), append([]string{"--server", s.api, "--data-dir", s.data}, args...)...)
+	global := []string{"--server", s.api, "--data-dir", s.data}
+	if s.token != "" {
+		global = append(global, "--token", s.token)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "logbook"), append(global, args...)...)
 	cmd.Env = append(cleanEnv(), "HOME="+t.TempDir())
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
