@@ -212,12 +212,6 @@ func (c *testCluster) closeAll() {
 	}
 }
 
-func (c *testCluster) node(id string) *Node {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[id]
-}
-
 func (c *testCluster) live() []*Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
@@ -92,7 +93,7 @@ func (n *Node) open(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if n.store, err = embedded.Open(ctx, filepath.Join(cfg.Dir, "log"), append([]embedded.Option{embedded.WithLogger(n.logger)}, cfg.StoreOptions...)...); err != nil {
+	if n.store, err = n.openReplica(ctx); err != nil {
 		return err
 	}
 	hlog := newHCLogger(n.logger, cfg.RaftLogLevel)
@@ -176,6 +177,36 @@ func (n *Node) open(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// openReplica opens the local replica. Unless cfg.SyncReplica, its writes
+// are not synced (the raft log is the write-ahead log), and a replica that a
+// machine crash left unreadable is moved aside and started afresh: fsm.start
+// and raft's replay rebuild it from the raft snapshot and log, which are
+// durable. A replica another process holds open is left alone.
+func (n *Node) openReplica(ctx context.Context) (*embedded.Store, error) {
+	dir := filepath.Join(n.cfg.Dir, "log")
+	opts := []embedded.Option{embedded.WithLogger(n.logger)}
+	if !n.cfg.SyncReplica {
+		opts = append(opts, embedded.WithFS(noSyncFS{vfs.Default}))
+	}
+	opts = append(opts, n.cfg.StoreOptions...)
+	st, err := embedded.Open(ctx, dir, opts...)
+	if err == nil || n.cfg.SyncReplica || ctx.Err() != nil {
+		return st, err
+	}
+	if lock, lerr := vfs.Default.Lock(filepath.Join(dir, "LOCK")); lerr != nil {
+		return nil, err // in use (or not even lockable): not ours to rebuild
+	} else if cerr := lock.Close(); cerr != nil {
+		return nil, errors.Join(err, cerr)
+	}
+	aside := fmt.Sprintf("%s.damaged-%d", dir, time.Now().Unix())
+	n.logger.Warn("raft: the local replica cannot be opened; moving it aside and rebuilding it from the raft snapshot and log",
+		"err", err, "moved_to", aside)
+	if rerr := os.Rename(dir, aside); rerr != nil {
+		return nil, fmt.Errorf("%w (moving it aside to rebuild it: %v)", err, rerr)
+	}
+	return embedded.Open(ctx, dir, opts...)
 }
 
 // join asks the members in cfg.Join, in turn, to add this node, until one
@@ -385,10 +416,10 @@ func retryable(err error) bool {
 	return errors.Is(err, ErrClosed) && !isClosedLocally(err)
 }
 
-// localClosed marks ErrClosed coming from this node rather than a peer.
-var localClosed = fmt.Errorf("%w: this node", ErrClosed)
+// errLocalClosed marks ErrClosed coming from this node rather than a peer.
+var errLocalClosed = fmt.Errorf("%w: this node", ErrClosed)
 
-func isClosedLocally(err error) bool { return errors.Is(err, localClosed) }
+func isClosedLocally(err error) bool { return errors.Is(err, errLocalClosed) }
 
 func callName(req *logbookv1.NodeRequest) string {
 	switch req.GetCall().(type) {
@@ -418,7 +449,7 @@ func sleep(ctx context.Context, done <-chan struct{}, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-done:
-		return localClosed
+		return errLocalClosed
 	}
 }
 

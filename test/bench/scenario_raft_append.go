@@ -67,9 +67,6 @@ func raftConfig(id, dir string) lbraft.Config {
 	c := lbraft.DefaultConfig()
 	c.ID, c.Dir, c.Bind = id, dir, "127.0.0.1:0"
 	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if v := os.Getenv("TMP_INFLIGHT"); v != "" {
-		fmt.Sscan(v, &c.MaxInflight)
-	}
 	return c
 }
 
