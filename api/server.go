@@ -1,5 +1,3 @@
-// Package api serves Logbook's public API (proto/logbook/v1/api.proto) with
-// Connect: gRPC, gRPC-Web and JSON over HTTP from one handler.
 package api
 
 import (
