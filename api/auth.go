@@ -116,6 +116,7 @@ var permissions = map[string]string{
 	logbookv1connect.TokenServiceWhoAmIProcedure:      RoleRead,
 
 	logbookv1connect.ClusterServiceClusterStatusProcedure: RoleRead,
+	// RemoveNode and TransferLeadership: admin (not listed).
 }
 
 // RoleFor returns the least role that may call procedure

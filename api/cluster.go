@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -44,4 +46,51 @@ func (c clusterService) ClusterStatus(ctx context.Context, req *connect.Request[
 		out.Members = append(out.Members, pm)
 	}
 	return connect.NewResponse(out), nil
+}
+
+// errNotClustered answers membership calls on a single node.
+func errNotClustered() error {
+	return connect.NewError(connect.CodeFailedPrecondition, errors.New("this node is not clustered: start it with logbook serve --cluster"))
+}
+
+// RemoveNode takes a node out of the raft configuration.
+func (c clusterService) RemoveNode(ctx context.Context, req *connect.Request[logbookv1.RemoveNodeRequest]) (*connect.Response[logbookv1.RemoveNodeResponse], error) {
+	if c.s.d.ClusterAdmin == nil {
+		return nil, errNotClustered()
+	}
+	id := req.Msg.GetId()
+	if id == "" {
+		return nil, invalidf("id: empty; name the node to remove (see logbook cluster status)")
+	}
+	if err := c.s.d.ClusterAdmin.Remove(ctx, id); err != nil {
+		return nil, err
+	}
+	c.s.d.Logger.Info("cluster: node removed", "node", id, "by", MetadataFrom(ctx).Principal)
+	return connect.NewResponse(&logbookv1.RemoveNodeResponse{}), nil
+}
+
+// TransferLeadership hands the leadership to another node.
+func (c clusterService) TransferLeadership(ctx context.Context, req *connect.Request[logbookv1.TransferLeadershipRequest]) (*connect.Response[logbookv1.TransferLeadershipResponse], error) {
+	if c.s.d.ClusterAdmin == nil {
+		return nil, errNotClustered()
+	}
+	if err := c.s.d.ClusterAdmin.TransferLeadership(ctx, req.Msg.GetId()); err != nil {
+		return nil, err
+	}
+	// This node learns the new leader from its first heartbeat.
+	leader, _ := c.s.d.ClusterAdmin.Leader()
+	if leader == "" {
+		wait := time.NewTicker(10 * time.Millisecond)
+		defer wait.Stop()
+		for leader == "" {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-wait.C:
+			}
+			leader, _ = c.s.d.ClusterAdmin.Leader()
+		}
+	}
+	c.s.d.Logger.Info("cluster: leadership transferred", "to", leader, "by", MetadataFrom(ctx).Principal)
+	return connect.NewResponse(&logbookv1.TransferLeadershipResponse{Leader: leader}), nil
 }

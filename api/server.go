@@ -38,8 +38,10 @@ type Deps struct {
 	SigningKey ed25519.PublicKey
 	// Tokens authenticates callers.
 	Tokens *Tokens
-	// Cluster answers ClusterStatus; nil on a single node.
-	Cluster ClusterStatusFunc
+	// Cluster answers ClusterStatus and ClusterAdmin the membership
+	// calls; both nil on a single node.
+	Cluster      ClusterStatusFunc
+	ClusterAdmin ClusterAdmin
 	// NodeID and NodeAddress name this node in ClusterStatus when Cluster
 	// is nil (NodeID defaults to the host name).
 	NodeID, NodeAddress string
@@ -50,6 +52,18 @@ type Deps struct {
 
 // ClusterStatusFunc reports the cluster's members for ClusterStatus.
 type ClusterStatusFunc func(ctx context.Context) (*ClusterStatus, error)
+
+// ClusterAdmin changes the cluster's membership (cluster/raft.Node
+// implements it); nil on a single node.
+type ClusterAdmin interface {
+	// Remove takes the node id out of the cluster.
+	Remove(ctx context.Context, id string) error
+	// TransferLeadership hands the leadership to id, or to the most
+	// up-to-date follower when id is empty.
+	TransferLeadership(ctx context.Context, id string) error
+	// Leader names the leader this node knows.
+	Leader() (id, addr string)
+}
 
 // ClusterStatus is the cluster as one node sees it.
 type ClusterStatus struct {

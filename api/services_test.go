@@ -388,4 +388,8 @@ func TestClusterStatusSingleNode(t *testing.T) {
 	if st.GetClustered() || st.GetLeader() != "node1" || len(st.GetMembers()) != 1 || st.GetMembers()[0].GetAppliedPosition() != head.Position {
 		t.Fatalf("ClusterStatus = %v", st)
 	}
+	_, err := e.cluster.RemoveNode(e.ctx, connect.NewRequest(&logbookv1.RemoveNodeRequest{Id: "node2"}))
+	wantCode(t, err, connect.CodeFailedPrecondition)
+	_, err = e.cluster.TransferLeadership(e.ctx, connect.NewRequest(&logbookv1.TransferLeadershipRequest{}))
+	wantCode(t, err, connect.CodeFailedPrecondition)
 }

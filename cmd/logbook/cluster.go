@@ -11,10 +11,14 @@ import (
 )
 
 func newClusterCommand(a *app) *cobra.Command {
-	return newGroup("cluster", "Show the control-plane cluster",
-		`Several control-plane nodes replicate the log with raft; the leader hosts the
-entities and followers forward writes.`,
+	return newGroup("cluster", "Show and change the control-plane cluster",
+		`Several control-plane nodes (logbook serve --cluster) replicate the log with
+raft; the leader runs the NATS bridge and every write goes through its log.
+Nodes join with logbook serve --join; remove and transfer change the
+membership and the leadership.`,
 		newClusterStatusCommand(a),
+		newClusterRemoveCommand(a),
+		newClusterTransferCommand(a),
 	)
 }
 
@@ -60,6 +64,64 @@ head hash: members at the same position must show the same hash.`,
 					rows = append(rows, []string{m.GetId(), m.GetAddress(), role, fmt.Sprint(m.GetAppliedPosition()), hash, m.GetError()})
 				}
 				p.rows([]string{"ID", "ADDRESS", "ROLE", "APPLIED", "HEAD HASH", "ERROR"}, rows)
+				return nil
+			})
+		},
+	}
+}
+
+func newClusterRemoveCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NODE-ID",
+		Short: "Take a node out of the cluster",
+		Long: `remove takes a node out of the raft configuration, for good: stop its process
+and wipe its data directory's cluster/ before it ever joins again. Removing
+a node of three leaves two, which tolerate no further failure: add a
+replacement with logbook serve --join.`,
+		Example: `  logbook cluster remove cp3`,
+		Args:    checkedArgs(exactArgs("NODE-ID")),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
+				res, err := unary(ctx, c, c.cluster.RemoveNode, &logbookv1.RemoveNodeRequest{Id: args[0]})
+				if err != nil {
+					return err
+				}
+				if !p.table() {
+					p.message(res)
+					return nil
+				}
+				p.f("node %s removed from the cluster\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func newClusterTransferCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "transfer [NODE-ID]",
+		Short: "Hand the leadership to another node",
+		Long: `transfer hands the leadership to the named node, or to the most up-to-date
+follower when none is named, and waits until it leads: do it before
+maintenance of the leader's machine. The bridge moves with the leadership.`,
+		Example: `  logbook cluster transfer
+  logbook cluster transfer cp2`,
+		Args: checkedArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
+				res, err := unary(ctx, c, c.cluster.TransferLeadership, &logbookv1.TransferLeadershipRequest{Id: id})
+				if err != nil {
+					return err
+				}
+				if !p.table() {
+					p.message(res)
+					return nil
+				}
+				p.f("leader: %s\n", res.GetLeader())
 				return nil
 			})
 		},

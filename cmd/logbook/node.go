@@ -548,7 +548,7 @@ func (n *node) startHTTP(store events.Store) error {
 	srv, err := api.New(api.Deps{
 		Store: store, Host: n.host, Runner: n.runner, Models: models,
 		Enrolments: n.enroller, NATSURLs: n.natsURLs, SigningKey: n.key.Public().(ed25519.PublicKey),
-		Tokens: n.tokens, Logger: n.logger, Cluster: n.clusterStatus(),
+		Tokens: n.tokens, Logger: n.logger, Cluster: n.clusterStatus(), ClusterAdmin: n.clusterAdmin(),
 	})
 	if err != nil {
 		return err
@@ -683,4 +683,13 @@ func (n *node) clusterStatus() api.ClusterStatusFunc {
 		}
 		return out, nil
 	}
+}
+
+// clusterAdmin is the raft member for the API's membership calls; nil on
+// a single node.
+func (n *node) clusterAdmin() api.ClusterAdmin {
+	if n.raft == nil {
+		return nil
+	}
+	return n.raft
 }

@@ -184,7 +184,21 @@ func TestClusterServe(t *testing.T) {
 		r := dead.cli(t, "--token", token, "unit", "show", "ship4", "-o", "json")
 		return r.code == 0 && strings.Contains(r.stdout, "failover")
 	})
-	for _, n := range nodes {
-		n.stop(t)
+
+	// Hand the leadership to the restarted node, then take another node
+	// out of the cluster: the remaining two keep serving writes.
+	if out := alive[0].ok(t, "cluster", "transfer", dead.id); !strings.Contains(out, dead.id) {
+		t.Fatalf("cluster transfer %s: %q", dead.id, out)
 	}
+	eventually(t, dead.id+" leads", func() bool {
+		l, _ := alive[1].clusterStatus(t, token)
+		return l == dead.id
+	})
+	removed := alive[1]
+	dead.ok(t, "cluster", "remove", removed.id)
+	removed.stop(t)
+	dead.ok(t, "unit", "register", "ship5")
+	sameHeads(2, dead)
+	dead.stop(t)
+	alive[0].stop(t)
 }

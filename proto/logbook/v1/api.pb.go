@@ -6017,6 +6017,177 @@ func (x *ClusterStatusResponse) GetMembers() []*ClusterMember {
 	return nil
 }
 
+type RemoveNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's id (--node-id) in the raft configuration.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_logbook_v1_api_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_logbook_v1_api_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_logbook_v1_api_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *RemoveNodeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_logbook_v1_api_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_logbook_v1_api_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_logbook_v1_api_proto_rawDescGZIP(), []int{99}
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node to hand leadership to; empty: the most up-to-date follower.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_logbook_v1_api_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_logbook_v1_api_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_logbook_v1_api_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *TransferLeadershipRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TransferLeadershipResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader after the transfer.
+	Leader        string `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_logbook_v1_api_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_logbook_v1_api_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_logbook_v1_api_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *TransferLeadershipResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
 var File_logbook_v1_api_proto protoreflect.FileDescriptor
 
 const file_logbook_v1_api_proto_rawDesc = "" +
@@ -6473,7 +6644,14 @@ const file_logbook_v1_api_proto_rawDesc = "" +
 	"\x15ClusterStatusResponse\x12\x1c\n" +
 	"\tclustered\x18\x01 \x01(\bR\tclustered\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x123\n" +
-	"\amembers\x18\x03 \x03(\v2\x19.logbook.v1.ClusterMemberR\amembers2\xa8\x06\n" +
+	"\amembers\x18\x03 \x03(\v2\x19.logbook.v1.ClusterMemberR\amembers\"#\n" +
+	"\x11RemoveNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12RemoveNodeResponse\"+\n" +
+	"\x19TransferLeadershipRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"4\n" +
+	"\x1aTransferLeadershipResponse\x12\x16\n" +
+	"\x06leader\x18\x01 \x01(\tR\x06leader2\xa8\x06\n" +
 	"\vUnitService\x12Q\n" +
 	"\fRegisterUnit\x12\x1f.logbook.v1.RegisterUnitRequest\x1a .logbook.v1.RegisterUnitResponse\x12H\n" +
 	"\tListUnits\x12\x1c.logbook.v1.ListUnitsRequest\x1a\x1d.logbook.v1.ListUnitsResponse\x12B\n" +
@@ -6531,9 +6709,12 @@ const file_logbook_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"ListTokens\x12\x1d.logbook.v1.ListTokensRequest\x1a\x1e.logbook.v1.ListTokensResponse\x12N\n" +
 	"\vRevokeToken\x12\x1e.logbook.v1.RevokeTokenRequest\x1a\x1f.logbook.v1.RevokeTokenResponse\x12?\n" +
-	"\x06WhoAmI\x12\x19.logbook.v1.WhoAmIRequest\x1a\x1a.logbook.v1.WhoAmIResponse2f\n" +
+	"\x06WhoAmI\x12\x19.logbook.v1.WhoAmIRequest\x1a\x1a.logbook.v1.WhoAmIResponse2\x98\x02\n" +
 	"\x0eClusterService\x12T\n" +
-	"\rClusterStatus\x12 .logbook.v1.ClusterStatusRequest\x1a!.logbook.v1.ClusterStatusResponseB=Z;github.com/logbook-fleet/logbook/proto/logbook/v1;logbookv1b\x06proto3"
+	"\rClusterStatus\x12 .logbook.v1.ClusterStatusRequest\x1a!.logbook.v1.ClusterStatusResponse\x12K\n" +
+	"\n" +
+	"RemoveNode\x12\x1d.logbook.v1.RemoveNodeRequest\x1a\x1e.logbook.v1.RemoveNodeResponse\x12c\n" +
+	"\x12TransferLeadership\x12%.logbook.v1.TransferLeadershipRequest\x1a&.logbook.v1.TransferLeadershipResponseB=Z;github.com/logbook-fleet/logbook/proto/logbook/v1;logbookv1b\x06proto3"
 
 var (
 	file_logbook_v1_api_proto_rawDescOnce sync.Once
@@ -6547,7 +6728,7 @@ func file_logbook_v1_api_proto_rawDescGZIP() []byte {
 	return file_logbook_v1_api_proto_rawDescData
 }
 
-var file_logbook_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 104)
+var file_logbook_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
 var file_logbook_v1_api_proto_goTypes = []any{
 	(*Appended)(nil),                     // 0: logbook.v1.Appended
 	(*UnitSummary)(nil),                  // 1: logbook.v1.UnitSummary
@@ -6647,82 +6828,86 @@ var file_logbook_v1_api_proto_goTypes = []any{
 	(*ClusterMember)(nil),                // 95: logbook.v1.ClusterMember
 	(*ClusterStatusRequest)(nil),         // 96: logbook.v1.ClusterStatusRequest
 	(*ClusterStatusResponse)(nil),        // 97: logbook.v1.ClusterStatusResponse
-	nil,                                  // 98: logbook.v1.UnitSummary.LabelsEntry
-	nil,                                  // 99: logbook.v1.RegisterUnitRequest.LabelsEntry
-	nil,                                  // 100: logbook.v1.SetUnitLabelsRequest.SetEntry
-	nil,                                  // 101: logbook.v1.ProcessSummary.ConfigEntry
-	nil,                                  // 102: logbook.v1.SetProcessRequest.ConfigEntry
-	nil,                                  // 103: logbook.v1.ChannelSummary.FlagsEntry
-	(*timestamppb.Timestamp)(nil),        // 104: google.protobuf.Timestamp
-	(*UnitState)(nil),                    // 105: logbook.v1.UnitState
-	(*ProcessState)(nil),                 // 106: logbook.v1.ProcessState
-	(ProcessDesiredStatus)(0),            // 107: logbook.v1.ProcessDesiredStatus
-	(ProcessRestartPolicy)(0),            // 108: logbook.v1.ProcessRestartPolicy
-	(*PublishRelease)(nil),               // 109: logbook.v1.PublishRelease
-	(*ReleaseState)(nil),                 // 110: logbook.v1.ReleaseState
-	(*ChannelState)(nil),                 // 111: logbook.v1.ChannelState
-	(*Event)(nil),                        // 112: logbook.v1.Event
+	(*RemoveNodeRequest)(nil),            // 98: logbook.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),           // 99: logbook.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),    // 100: logbook.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),   // 101: logbook.v1.TransferLeadershipResponse
+	nil,                                  // 102: logbook.v1.UnitSummary.LabelsEntry
+	nil,                                  // 103: logbook.v1.RegisterUnitRequest.LabelsEntry
+	nil,                                  // 104: logbook.v1.SetUnitLabelsRequest.SetEntry
+	nil,                                  // 105: logbook.v1.ProcessSummary.ConfigEntry
+	nil,                                  // 106: logbook.v1.SetProcessRequest.ConfigEntry
+	nil,                                  // 107: logbook.v1.ChannelSummary.FlagsEntry
+	(*timestamppb.Timestamp)(nil),        // 108: google.protobuf.Timestamp
+	(*UnitState)(nil),                    // 109: logbook.v1.UnitState
+	(*ProcessState)(nil),                 // 110: logbook.v1.ProcessState
+	(ProcessDesiredStatus)(0),            // 111: logbook.v1.ProcessDesiredStatus
+	(ProcessRestartPolicy)(0),            // 112: logbook.v1.ProcessRestartPolicy
+	(*PublishRelease)(nil),               // 113: logbook.v1.PublishRelease
+	(*ReleaseState)(nil),                 // 114: logbook.v1.ReleaseState
+	(*ChannelState)(nil),                 // 115: logbook.v1.ChannelState
+	(*Event)(nil),                        // 116: logbook.v1.Event
 }
 var file_logbook_v1_api_proto_depIdxs = []int32{
-	98,  // 0: logbook.v1.UnitSummary.labels:type_name -> logbook.v1.UnitSummary.LabelsEntry
-	104, // 1: logbook.v1.UnitSummary.last_seen:type_name -> google.protobuf.Timestamp
-	104, // 2: logbook.v1.UnitSummary.registered_at:type_name -> google.protobuf.Timestamp
-	104, // 3: logbook.v1.UnitSummary.decommissioned_at:type_name -> google.protobuf.Timestamp
-	99,  // 4: logbook.v1.RegisterUnitRequest.labels:type_name -> logbook.v1.RegisterUnitRequest.LabelsEntry
+	102, // 0: logbook.v1.UnitSummary.labels:type_name -> logbook.v1.UnitSummary.LabelsEntry
+	108, // 1: logbook.v1.UnitSummary.last_seen:type_name -> google.protobuf.Timestamp
+	108, // 2: logbook.v1.UnitSummary.registered_at:type_name -> google.protobuf.Timestamp
+	108, // 3: logbook.v1.UnitSummary.decommissioned_at:type_name -> google.protobuf.Timestamp
+	103, // 4: logbook.v1.RegisterUnitRequest.labels:type_name -> logbook.v1.RegisterUnitRequest.LabelsEntry
 	0,   // 5: logbook.v1.RegisterUnitResponse.appended:type_name -> logbook.v1.Appended
 	1,   // 6: logbook.v1.ListUnitsResponse.units:type_name -> logbook.v1.UnitSummary
-	105, // 7: logbook.v1.GetUnitResponse.state:type_name -> logbook.v1.UnitState
-	100, // 8: logbook.v1.SetUnitLabelsRequest.set:type_name -> logbook.v1.SetUnitLabelsRequest.SetEntry
+	109, // 7: logbook.v1.GetUnitResponse.state:type_name -> logbook.v1.UnitState
+	104, // 8: logbook.v1.SetUnitLabelsRequest.set:type_name -> logbook.v1.SetUnitLabelsRequest.SetEntry
 	0,   // 9: logbook.v1.SetUnitLabelsResponse.appended:type_name -> logbook.v1.Appended
 	0,   // 10: logbook.v1.AssignUnitChannelResponse.appended:type_name -> logbook.v1.Appended
 	0,   // 11: logbook.v1.PinUnitReleaseResponse.appended:type_name -> logbook.v1.Appended
 	0,   // 12: logbook.v1.UnpinUnitReleaseResponse.appended:type_name -> logbook.v1.Appended
 	0,   // 13: logbook.v1.DecommissionUnitResponse.appended:type_name -> logbook.v1.Appended
-	104, // 14: logbook.v1.CreateEnrolmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	101, // 15: logbook.v1.ProcessSummary.config:type_name -> logbook.v1.ProcessSummary.ConfigEntry
-	104, // 16: logbook.v1.ProcessSummary.reported_at:type_name -> google.protobuf.Timestamp
+	108, // 14: logbook.v1.CreateEnrolmentTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	105, // 15: logbook.v1.ProcessSummary.config:type_name -> logbook.v1.ProcessSummary.ConfigEntry
+	108, // 16: logbook.v1.ProcessSummary.reported_at:type_name -> google.protobuf.Timestamp
 	20,  // 17: logbook.v1.ListProcessesResponse.processes:type_name -> logbook.v1.ProcessSummary
-	106, // 18: logbook.v1.GetProcessResponse.state:type_name -> logbook.v1.ProcessState
-	107, // 19: logbook.v1.SetProcessRequest.desired_status:type_name -> logbook.v1.ProcessDesiredStatus
-	108, // 20: logbook.v1.SetProcessRequest.restart_policy:type_name -> logbook.v1.ProcessRestartPolicy
-	102, // 21: logbook.v1.SetProcessRequest.config:type_name -> logbook.v1.SetProcessRequest.ConfigEntry
+	110, // 18: logbook.v1.GetProcessResponse.state:type_name -> logbook.v1.ProcessState
+	111, // 19: logbook.v1.SetProcessRequest.desired_status:type_name -> logbook.v1.ProcessDesiredStatus
+	112, // 20: logbook.v1.SetProcessRequest.restart_policy:type_name -> logbook.v1.ProcessRestartPolicy
+	106, // 21: logbook.v1.SetProcessRequest.config:type_name -> logbook.v1.SetProcessRequest.ConfigEntry
 	0,   // 22: logbook.v1.SetProcessResponse.appended:type_name -> logbook.v1.Appended
-	104, // 23: logbook.v1.ReleaseSummary.published_at:type_name -> google.protobuf.Timestamp
-	104, // 24: logbook.v1.ReleaseSummary.yanked_at:type_name -> google.protobuf.Timestamp
-	109, // 25: logbook.v1.PublishReleaseRequest.release:type_name -> logbook.v1.PublishRelease
+	108, // 23: logbook.v1.ReleaseSummary.published_at:type_name -> google.protobuf.Timestamp
+	108, // 24: logbook.v1.ReleaseSummary.yanked_at:type_name -> google.protobuf.Timestamp
+	113, // 25: logbook.v1.PublishReleaseRequest.release:type_name -> logbook.v1.PublishRelease
 	0,   // 26: logbook.v1.PublishReleaseResponse.appended:type_name -> logbook.v1.Appended
 	27,  // 27: logbook.v1.ListReleasesResponse.releases:type_name -> logbook.v1.ReleaseSummary
-	110, // 28: logbook.v1.GetReleaseResponse.state:type_name -> logbook.v1.ReleaseState
+	114, // 28: logbook.v1.GetReleaseResponse.state:type_name -> logbook.v1.ReleaseState
 	0,   // 29: logbook.v1.YankReleaseResponse.appended:type_name -> logbook.v1.Appended
-	104, // 30: logbook.v1.ChannelSummary.created_at:type_name -> google.protobuf.Timestamp
-	103, // 31: logbook.v1.ChannelSummary.flags:type_name -> logbook.v1.ChannelSummary.FlagsEntry
-	104, // 32: logbook.v1.ChannelSummary.updated_at:type_name -> google.protobuf.Timestamp
-	104, // 33: logbook.v1.PromotionRecord.at:type_name -> google.protobuf.Timestamp
+	108, // 30: logbook.v1.ChannelSummary.created_at:type_name -> google.protobuf.Timestamp
+	107, // 31: logbook.v1.ChannelSummary.flags:type_name -> logbook.v1.ChannelSummary.FlagsEntry
+	108, // 32: logbook.v1.ChannelSummary.updated_at:type_name -> google.protobuf.Timestamp
+	108, // 33: logbook.v1.PromotionRecord.at:type_name -> google.protobuf.Timestamp
 	0,   // 34: logbook.v1.CreateChannelResponse.appended:type_name -> logbook.v1.Appended
 	36,  // 35: logbook.v1.ListChannelsResponse.channels:type_name -> logbook.v1.ChannelSummary
-	111, // 36: logbook.v1.GetChannelResponse.state:type_name -> logbook.v1.ChannelState
+	115, // 36: logbook.v1.GetChannelResponse.state:type_name -> logbook.v1.ChannelState
 	0,   // 37: logbook.v1.PromoteReleaseResponse.appended:type_name -> logbook.v1.Appended
 	0,   // 38: logbook.v1.RollbackChannelResponse.appended:type_name -> logbook.v1.Appended
 	0,   // 39: logbook.v1.SetChannelFlagResponse.appended:type_name -> logbook.v1.Appended
 	37,  // 40: logbook.v1.ChannelHistoryResponse.promotions:type_name -> logbook.v1.PromotionRecord
-	104, // 41: logbook.v1.CommandRecord.issued_at:type_name -> google.protobuf.Timestamp
-	104, // 42: logbook.v1.CommandRecord.deadline:type_name -> google.protobuf.Timestamp
-	104, // 43: logbook.v1.CommandRecord.delivered_at:type_name -> google.protobuf.Timestamp
-	104, // 44: logbook.v1.CommandRecord.finished_at:type_name -> google.protobuf.Timestamp
+	108, // 41: logbook.v1.CommandRecord.issued_at:type_name -> google.protobuf.Timestamp
+	108, // 42: logbook.v1.CommandRecord.deadline:type_name -> google.protobuf.Timestamp
+	108, // 43: logbook.v1.CommandRecord.delivered_at:type_name -> google.protobuf.Timestamp
+	108, // 44: logbook.v1.CommandRecord.finished_at:type_name -> google.protobuf.Timestamp
 	55,  // 45: logbook.v1.RunCommandResponse.issued:type_name -> logbook.v1.IssuedCommand
 	52,  // 46: logbook.v1.GetCommandResponse.command:type_name -> logbook.v1.CommandRecord
 	52,  // 47: logbook.v1.ListCommandsResponse.commands:type_name -> logbook.v1.CommandRecord
 	52,  // 48: logbook.v1.WaitCommandResponse.command:type_name -> logbook.v1.CommandRecord
-	112, // 49: logbook.v1.ReadStreamResponse.events:type_name -> logbook.v1.Event
-	112, // 50: logbook.v1.ReadAllResponse.events:type_name -> logbook.v1.Event
-	112, // 51: logbook.v1.FollowResponse.event:type_name -> logbook.v1.Event
-	104, // 52: logbook.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	104, // 53: logbook.v1.AuditTimelineRequest.since:type_name -> google.protobuf.Timestamp
-	104, // 54: logbook.v1.AuditTimelineRequest.until:type_name -> google.protobuf.Timestamp
+	116, // 49: logbook.v1.ReadStreamResponse.events:type_name -> logbook.v1.Event
+	116, // 50: logbook.v1.ReadAllResponse.events:type_name -> logbook.v1.Event
+	116, // 51: logbook.v1.FollowResponse.event:type_name -> logbook.v1.Event
+	108, // 52: logbook.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	108, // 53: logbook.v1.AuditTimelineRequest.since:type_name -> google.protobuf.Timestamp
+	108, // 54: logbook.v1.AuditTimelineRequest.until:type_name -> google.protobuf.Timestamp
 	72,  // 55: logbook.v1.AuditTimelineResponse.entries:type_name -> logbook.v1.AuditRecord
-	104, // 56: logbook.v1.AuditPoint.time:type_name -> google.protobuf.Timestamp
+	108, // 56: logbook.v1.AuditPoint.time:type_name -> google.protobuf.Timestamp
 	75,  // 57: logbook.v1.StateAtRequest.at:type_name -> logbook.v1.AuditPoint
-	104, // 58: logbook.v1.StateAtResponse.time:type_name -> google.protobuf.Timestamp
+	108, // 58: logbook.v1.StateAtResponse.time:type_name -> google.protobuf.Timestamp
 	75,  // 59: logbook.v1.DiffRequest.from:type_name -> logbook.v1.AuditPoint
 	75,  // 60: logbook.v1.DiffRequest.to:type_name -> logbook.v1.AuditPoint
 	77,  // 61: logbook.v1.DiffResponse.from:type_name -> logbook.v1.StateAtResponse
@@ -6731,8 +6916,8 @@ var file_logbook_v1_api_proto_depIdxs = []int32{
 	72,  // 64: logbook.v1.DiffResponse.events:type_name -> logbook.v1.AuditRecord
 	81,  // 65: logbook.v1.ListProjectionsResponse.projections:type_name -> logbook.v1.ProjectionStatus
 	81,  // 66: logbook.v1.RebuildProjectionResponse.status:type_name -> logbook.v1.ProjectionStatus
-	104, // 67: logbook.v1.TokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	104, // 68: logbook.v1.TokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	108, // 67: logbook.v1.TokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	108, // 68: logbook.v1.TokenInfo.expires_at:type_name -> google.protobuf.Timestamp
 	86,  // 69: logbook.v1.CreateTokenResponse.info:type_name -> logbook.v1.TokenInfo
 	86,  // 70: logbook.v1.ListTokensResponse.tokens:type_name -> logbook.v1.TokenInfo
 	0,   // 71: logbook.v1.RevokeTokenResponse.appended:type_name -> logbook.v1.Appended
@@ -6780,50 +6965,54 @@ var file_logbook_v1_api_proto_depIdxs = []int32{
 	91,  // 113: logbook.v1.TokenService.RevokeToken:input_type -> logbook.v1.RevokeTokenRequest
 	93,  // 114: logbook.v1.TokenService.WhoAmI:input_type -> logbook.v1.WhoAmIRequest
 	96,  // 115: logbook.v1.ClusterService.ClusterStatus:input_type -> logbook.v1.ClusterStatusRequest
-	3,   // 116: logbook.v1.UnitService.RegisterUnit:output_type -> logbook.v1.RegisterUnitResponse
-	5,   // 117: logbook.v1.UnitService.ListUnits:output_type -> logbook.v1.ListUnitsResponse
-	7,   // 118: logbook.v1.UnitService.GetUnit:output_type -> logbook.v1.GetUnitResponse
-	9,   // 119: logbook.v1.UnitService.SetUnitLabels:output_type -> logbook.v1.SetUnitLabelsResponse
-	11,  // 120: logbook.v1.UnitService.AssignUnitChannel:output_type -> logbook.v1.AssignUnitChannelResponse
-	13,  // 121: logbook.v1.UnitService.PinUnitRelease:output_type -> logbook.v1.PinUnitReleaseResponse
-	15,  // 122: logbook.v1.UnitService.UnpinUnitRelease:output_type -> logbook.v1.UnpinUnitReleaseResponse
-	17,  // 123: logbook.v1.UnitService.DecommissionUnit:output_type -> logbook.v1.DecommissionUnitResponse
-	19,  // 124: logbook.v1.UnitService.CreateEnrolmentToken:output_type -> logbook.v1.CreateEnrolmentTokenResponse
-	22,  // 125: logbook.v1.ProcessService.ListProcesses:output_type -> logbook.v1.ListProcessesResponse
-	24,  // 126: logbook.v1.ProcessService.GetProcess:output_type -> logbook.v1.GetProcessResponse
-	26,  // 127: logbook.v1.ProcessService.SetProcess:output_type -> logbook.v1.SetProcessResponse
-	29,  // 128: logbook.v1.ReleaseService.PublishRelease:output_type -> logbook.v1.PublishReleaseResponse
-	31,  // 129: logbook.v1.ReleaseService.ListReleases:output_type -> logbook.v1.ListReleasesResponse
-	33,  // 130: logbook.v1.ReleaseService.GetRelease:output_type -> logbook.v1.GetReleaseResponse
-	35,  // 131: logbook.v1.ReleaseService.YankRelease:output_type -> logbook.v1.YankReleaseResponse
-	39,  // 132: logbook.v1.ChannelService.CreateChannel:output_type -> logbook.v1.CreateChannelResponse
-	41,  // 133: logbook.v1.ChannelService.ListChannels:output_type -> logbook.v1.ListChannelsResponse
-	43,  // 134: logbook.v1.ChannelService.GetChannel:output_type -> logbook.v1.GetChannelResponse
-	45,  // 135: logbook.v1.ChannelService.PromoteRelease:output_type -> logbook.v1.PromoteReleaseResponse
-	47,  // 136: logbook.v1.ChannelService.RollbackChannel:output_type -> logbook.v1.RollbackChannelResponse
-	49,  // 137: logbook.v1.ChannelService.SetChannelFlag:output_type -> logbook.v1.SetChannelFlagResponse
-	51,  // 138: logbook.v1.ChannelService.ChannelHistory:output_type -> logbook.v1.ChannelHistoryResponse
-	54,  // 139: logbook.v1.CommandService.RunCommand:output_type -> logbook.v1.RunCommandResponse
-	57,  // 140: logbook.v1.CommandService.GetCommand:output_type -> logbook.v1.GetCommandResponse
-	59,  // 141: logbook.v1.CommandService.ListCommands:output_type -> logbook.v1.ListCommandsResponse
-	61,  // 142: logbook.v1.CommandService.WaitCommand:output_type -> logbook.v1.WaitCommandResponse
-	63,  // 143: logbook.v1.EventService.ReadStream:output_type -> logbook.v1.ReadStreamResponse
-	65,  // 144: logbook.v1.EventService.ReadAll:output_type -> logbook.v1.ReadAllResponse
-	67,  // 145: logbook.v1.EventService.Follow:output_type -> logbook.v1.FollowResponse
-	69,  // 146: logbook.v1.EventService.Head:output_type -> logbook.v1.HeadResponse
-	71,  // 147: logbook.v1.EventService.Verify:output_type -> logbook.v1.VerifyResponse
-	74,  // 148: logbook.v1.AuditService.Timeline:output_type -> logbook.v1.AuditTimelineResponse
-	77,  // 149: logbook.v1.AuditService.StateAt:output_type -> logbook.v1.StateAtResponse
-	80,  // 150: logbook.v1.AuditService.Diff:output_type -> logbook.v1.DiffResponse
-	83,  // 151: logbook.v1.ProjectionService.ListProjections:output_type -> logbook.v1.ListProjectionsResponse
-	85,  // 152: logbook.v1.ProjectionService.RebuildProjection:output_type -> logbook.v1.RebuildProjectionResponse
-	88,  // 153: logbook.v1.TokenService.CreateToken:output_type -> logbook.v1.CreateTokenResponse
-	90,  // 154: logbook.v1.TokenService.ListTokens:output_type -> logbook.v1.ListTokensResponse
-	92,  // 155: logbook.v1.TokenService.RevokeToken:output_type -> logbook.v1.RevokeTokenResponse
-	94,  // 156: logbook.v1.TokenService.WhoAmI:output_type -> logbook.v1.WhoAmIResponse
-	97,  // 157: logbook.v1.ClusterService.ClusterStatus:output_type -> logbook.v1.ClusterStatusResponse
-	116, // [116:158] is the sub-list for method output_type
-	74,  // [74:116] is the sub-list for method input_type
+	98,  // 116: logbook.v1.ClusterService.RemoveNode:input_type -> logbook.v1.RemoveNodeRequest
+	100, // 117: logbook.v1.ClusterService.TransferLeadership:input_type -> logbook.v1.TransferLeadershipRequest
+	3,   // 118: logbook.v1.UnitService.RegisterUnit:output_type -> logbook.v1.RegisterUnitResponse
+	5,   // 119: logbook.v1.UnitService.ListUnits:output_type -> logbook.v1.ListUnitsResponse
+	7,   // 120: logbook.v1.UnitService.GetUnit:output_type -> logbook.v1.GetUnitResponse
+	9,   // 121: logbook.v1.UnitService.SetUnitLabels:output_type -> logbook.v1.SetUnitLabelsResponse
+	11,  // 122: logbook.v1.UnitService.AssignUnitChannel:output_type -> logbook.v1.AssignUnitChannelResponse
+	13,  // 123: logbook.v1.UnitService.PinUnitRelease:output_type -> logbook.v1.PinUnitReleaseResponse
+	15,  // 124: logbook.v1.UnitService.UnpinUnitRelease:output_type -> logbook.v1.UnpinUnitReleaseResponse
+	17,  // 125: logbook.v1.UnitService.DecommissionUnit:output_type -> logbook.v1.DecommissionUnitResponse
+	19,  // 126: logbook.v1.UnitService.CreateEnrolmentToken:output_type -> logbook.v1.CreateEnrolmentTokenResponse
+	22,  // 127: logbook.v1.ProcessService.ListProcesses:output_type -> logbook.v1.ListProcessesResponse
+	24,  // 128: logbook.v1.ProcessService.GetProcess:output_type -> logbook.v1.GetProcessResponse
+	26,  // 129: logbook.v1.ProcessService.SetProcess:output_type -> logbook.v1.SetProcessResponse
+	29,  // 130: logbook.v1.ReleaseService.PublishRelease:output_type -> logbook.v1.PublishReleaseResponse
+	31,  // 131: logbook.v1.ReleaseService.ListReleases:output_type -> logbook.v1.ListReleasesResponse
+	33,  // 132: logbook.v1.ReleaseService.GetRelease:output_type -> logbook.v1.GetReleaseResponse
+	35,  // 133: logbook.v1.ReleaseService.YankRelease:output_type -> logbook.v1.YankReleaseResponse
+	39,  // 134: logbook.v1.ChannelService.CreateChannel:output_type -> logbook.v1.CreateChannelResponse
+	41,  // 135: logbook.v1.ChannelService.ListChannels:output_type -> logbook.v1.ListChannelsResponse
+	43,  // 136: logbook.v1.ChannelService.GetChannel:output_type -> logbook.v1.GetChannelResponse
+	45,  // 137: logbook.v1.ChannelService.PromoteRelease:output_type -> logbook.v1.PromoteReleaseResponse
+	47,  // 138: logbook.v1.ChannelService.RollbackChannel:output_type -> logbook.v1.RollbackChannelResponse
+	49,  // 139: logbook.v1.ChannelService.SetChannelFlag:output_type -> logbook.v1.SetChannelFlagResponse
+	51,  // 140: logbook.v1.ChannelService.ChannelHistory:output_type -> logbook.v1.ChannelHistoryResponse
+	54,  // 141: logbook.v1.CommandService.RunCommand:output_type -> logbook.v1.RunCommandResponse
+	57,  // 142: logbook.v1.CommandService.GetCommand:output_type -> logbook.v1.GetCommandResponse
+	59,  // 143: logbook.v1.CommandService.ListCommands:output_type -> logbook.v1.ListCommandsResponse
+	61,  // 144: logbook.v1.CommandService.WaitCommand:output_type -> logbook.v1.WaitCommandResponse
+	63,  // 145: logbook.v1.EventService.ReadStream:output_type -> logbook.v1.ReadStreamResponse
+	65,  // 146: logbook.v1.EventService.ReadAll:output_type -> logbook.v1.ReadAllResponse
+	67,  // 147: logbook.v1.EventService.Follow:output_type -> logbook.v1.FollowResponse
+	69,  // 148: logbook.v1.EventService.Head:output_type -> logbook.v1.HeadResponse
+	71,  // 149: logbook.v1.EventService.Verify:output_type -> logbook.v1.VerifyResponse
+	74,  // 150: logbook.v1.AuditService.Timeline:output_type -> logbook.v1.AuditTimelineResponse
+	77,  // 151: logbook.v1.AuditService.StateAt:output_type -> logbook.v1.StateAtResponse
+	80,  // 152: logbook.v1.AuditService.Diff:output_type -> logbook.v1.DiffResponse
+	83,  // 153: logbook.v1.ProjectionService.ListProjections:output_type -> logbook.v1.ListProjectionsResponse
+	85,  // 154: logbook.v1.ProjectionService.RebuildProjection:output_type -> logbook.v1.RebuildProjectionResponse
+	88,  // 155: logbook.v1.TokenService.CreateToken:output_type -> logbook.v1.CreateTokenResponse
+	90,  // 156: logbook.v1.TokenService.ListTokens:output_type -> logbook.v1.ListTokensResponse
+	92,  // 157: logbook.v1.TokenService.RevokeToken:output_type -> logbook.v1.RevokeTokenResponse
+	94,  // 158: logbook.v1.TokenService.WhoAmI:output_type -> logbook.v1.WhoAmIResponse
+	97,  // 159: logbook.v1.ClusterService.ClusterStatus:output_type -> logbook.v1.ClusterStatusResponse
+	99,  // 160: logbook.v1.ClusterService.RemoveNode:output_type -> logbook.v1.RemoveNodeResponse
+	101, // 161: logbook.v1.ClusterService.TransferLeadership:output_type -> logbook.v1.TransferLeadershipResponse
+	118, // [118:162] is the sub-list for method output_type
+	74,  // [74:118] is the sub-list for method input_type
 	74,  // [74:74] is the sub-list for extension type_name
 	74,  // [74:74] is the sub-list for extension extendee
 	0,   // [0:74] is the sub-list for field type_name
@@ -6850,7 +7039,7 @@ func file_logbook_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logbook_v1_api_proto_rawDesc), len(file_logbook_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   104,
+			NumMessages:   108,
 			NumExtensions: 0,
 			NumServices:   10,
 		},
