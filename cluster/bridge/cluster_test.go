@@ -1,23 +1,21 @@
 package bridge
 
 import (
-	"net"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/logbook-fleet/logbook/test/testnet"
 )
 
-// freeAddr returns a loopback host:port that was free a moment ago.
+// freeAddr returns a loopback address and its port for a server to bind
+// later.
 func freeAddr(t *testing.T) (string, int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String(), l.Addr().(*net.TCPAddr).Port
+	p := testnet.FreePort(t)
+	return fmt.Sprintf("127.0.0.1:%d", p), p
 }
 
 // TestServerCluster: two embedded servers joined by routes act as one

@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+
+	"github.com/logbook-fleet/logbook/test/testnet"
 )
 
 // TestUsageErrors checks that command-line mistakes fail before any request
@@ -73,13 +74,8 @@ func TestUsageErrors(t *testing.T) {
 // closedPort returns the URL of a loopback port nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
+	// Outside the ephemeral range, so no other test's connection takes it.
+	return "http://" + testnet.FreeAddr(t)
 }
 
 func TestConnectionRefused(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/logbook-fleet/logbook/test/testnet"
 )
 
 // buildNode compiles clusternode into a temporary directory.
@@ -33,16 +34,8 @@ func buildNode(t *testing.T) string {
 	return bin
 }
 
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr returns a loopback address for a node to bind later.
+func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 
 // proc is one node process; it keeps its id, directory and addresses across
 // restarts.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logbook-fleet/logbook/test/testnet"
 )
 
 // bin holds the binaries TestMain builds.
@@ -77,16 +78,8 @@ type server struct {
 	stopOnce sync.Once
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port for a process to bind later.
+func freePort(t *testing.T) int { return testnet.FreePort(t) }
 
 // startServer runs `logbook serve` on data with the API on a random port
 // and NATS on natsPort (0: random), and waits until it logs that it serves.
