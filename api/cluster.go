@@ -74,15 +74,20 @@ func (c clusterService) TransferLeadership(ctx context.Context, req *connect.Req
 	if c.s.d.ClusterAdmin == nil {
 		return nil, errNotClustered()
 	}
+	before, _ := c.s.d.ClusterAdmin.Leader()
+	if id := req.Msg.GetId(); id != "" && id == before {
+		return nil, preconditionf("node %s leads already", id)
+	}
 	if err := c.s.d.ClusterAdmin.TransferLeadership(ctx, req.Msg.GetId()); err != nil {
 		return nil, err
 	}
-	// This node learns the new leader from its first heartbeat.
+	// This node learns the new leader from its first message; answer
+	// with it, not with the old one.
 	leader, _ := c.s.d.ClusterAdmin.Leader()
-	if leader == "" {
+	if leader == "" || leader == before {
 		wait := time.NewTicker(10 * time.Millisecond)
 		defer wait.Stop()
-		for leader == "" {
+		for leader == "" || leader == before {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
