@@ -317,8 +317,10 @@ func TestRestartReplaysExactlyOnce(t *testing.T) {
 
 			c.stop(n.ID())
 			n = c.start(n.ID(), false, false)
+			// raft counts an entry applied when it hands it to the FSM,
+			// before the FSM has run it: wait for the FSM's own head too.
 			waitFor(t, 20*time.Second, "the restarted node to apply its log", func() bool {
-				return n.raft.AppliedIndex() >= last
+				return n.raft.AppliedIndex() >= last && n.fsm.headNow().Position >= uint64(len(before))
 			})
 			after := storetest.MustReadAll(t, n.Store(), 0, events.Filter{})
 			if len(after) != len(before) {

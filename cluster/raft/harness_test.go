@@ -77,10 +77,14 @@ type testCluster struct {
 func testConfig(id, dir string) Config {
 	cfg := DefaultConfig()
 	cfg.ID, cfg.Dir = id, dir
-	// Fast elections for tests (raft's own tests use 50 ms).
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	// Elections fast enough for the fault tests, slow enough that a
+	// leader replicating a large entry under -race on a loaded 2-core
+	// machine does not lose its leadership to a missed heartbeat (at
+	// 100 ms it did, and the conformance suite's largest append timed
+	// out in a storm of elections).
+	cfg.HeartbeatTimeout = 300 * time.Millisecond
+	cfg.ElectionTimeout = 300 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.CallTimeout = 5 * time.Second
 	cfg.Logger = testLogger()
