@@ -94,7 +94,7 @@ Exit codes: 0 success, 1 failure, 2 usage error.`,
 	root.AddGroup(&cobra.Group{ID: "server", Title: "Running a control plane:"})
 	for _, c := range []*cobra.Command{newServeCommand(), newDevCommand(), newDemoCommand()} {
 		c.GroupID = "server"
-		root.AddCommand(c)
+		root.AddCommand(withoutClientFlags(c))
 	}
 	return root
 }

@@ -371,3 +371,14 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer) error {
 	logger.Info("stopped")
 	return nil
 }
+
+// withoutClientFlags makes cmd's help leave out the CLI's global flags
+// (--server, --token, -o, --timeout), which mean nothing to a command that
+// runs a server rather than calling one.
+func withoutClientFlags(cmd *cobra.Command) *cobra.Command {
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		c.InheritedFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+		c.Parent().HelpFunc()(c, args)
+	})
+	return cmd
+}

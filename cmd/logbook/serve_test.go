@@ -63,3 +63,14 @@ func TestResolveDefaultsAndErrors(t *testing.T) {
 		t.Errorf("error shows a password:\n%v", err)
 	}
 }
+
+func TestServeHelpLeavesOutClientFlags(t *testing.T) {
+	var out strings.Builder
+	if err := Run(t.Context(), []string{"serve", "--help"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	help := out.String()
+	if !strings.Contains(help, "--read-models") || strings.Contains(help, "--server string") || strings.Contains(help, "--output") {
+		t.Fatalf("serve --help:\n%s", help)
+	}
+}
