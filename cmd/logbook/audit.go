@@ -201,27 +201,21 @@ date and time, or an age like -2h or "2h ago").`,
 				req.Until = timestamppb.New(t)
 			}
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.audit.Timeline, req)
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.audit.Timeline, req, func(res *logbookv1.AuditTimelineResponse) error {
+					if len(res.GetEntries()) == 0 {
+						p.note("No events found.")
+						return nil
+					}
+					rows := make([][]string, len(res.GetEntries()))
+					for i, e := range res.GetEntries() {
+						rows[i] = []string{fmt.Sprint(e.GetPosition()), e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetStream(), fmt.Sprint(e.GetVersion()), shortType(e.GetType()), e.GetPrincipal()}
+					}
+					p.rows([]string{"POSITION", "TIME", "STREAM", "VERSION", "TYPE", "BY"}, rows)
+					if res.GetNext() != 0 {
+						p.note("(more: raise --limit or narrow --since)")
+					}
 					return nil
-				}
-				if len(res.GetEntries()) == 0 {
-					p.note("No events found.")
-					return nil
-				}
-				rows := make([][]string, len(res.GetEntries()))
-				for i, e := range res.GetEntries() {
-					rows[i] = []string{fmt.Sprint(e.GetPosition()), e.GetTime().AsTime().UTC().Format(time.RFC3339), e.GetStream(), fmt.Sprint(e.GetVersion()), shortType(e.GetType()), e.GetPrincipal()}
-				}
-				p.rows([]string{"POSITION", "TIME", "STREAM", "VERSION", "TYPE", "BY"}, rows)
-				if res.GetNext() != 0 {
-					p.note("(more: raise --limit or narrow --since)")
-				}
-				return nil
+				})
 			})
 		},
 	}

@@ -52,24 +52,18 @@ func newChannelLsCommand(a *app) *cobra.Command {
 		Args:    checkedArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.channels.ListChannels, &logbookv1.ListChannelsRequest{})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.channels.ListChannels, &logbookv1.ListChannelsRequest{}, func(res *logbookv1.ListChannelsResponse) error {
+					if len(res.GetChannels()) == 0 {
+						p.note("No channels found.")
+						return nil
+					}
+					var rows [][]string
+					for _, ch := range res.GetChannels() {
+						rows = append(rows, []string{ch.GetName(), ch.GetCurrentRelease(), labelsText(ch.GetFlags()), ago(ch.GetUpdatedAt(), p.now), truncate(ch.GetDescription(), 50)})
+					}
+					p.rows([]string{"NAME", "RELEASE", "FLAGS", "UPDATED", "DESCRIPTION"}, rows)
 					return nil
-				}
-				if len(res.GetChannels()) == 0 {
-					p.note("No channels found.")
-					return nil
-				}
-				var rows [][]string
-				for _, ch := range res.GetChannels() {
-					rows = append(rows, []string{ch.GetName(), ch.GetCurrentRelease(), labelsText(ch.GetFlags()), ago(ch.GetUpdatedAt(), p.now), truncate(ch.GetDescription(), 50)})
-				}
-				p.rows([]string{"NAME", "RELEASE", "FLAGS", "UPDATED", "DESCRIPTION"}, rows)
-				return nil
+				})
 			})
 		},
 	}
@@ -85,45 +79,39 @@ func newChannelShowCommand(a *app) *cobra.Command {
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.channels.GetChannel, &logbookv1.GetChannelRequest{Channel: args[0]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.channels.GetChannel, &logbookv1.GetChannelRequest{Channel: args[0]}, func(res *logbookv1.GetChannelResponse) error {
+					s := res.GetState()
+					cur := s.GetCurrent()
+					p.fields([][2]string{
+						{"Name", s.GetName()},
+						{"Description", s.GetDescription()},
+						{"Created", joinNonEmpty(stamp(s.GetCreatedAt(), p.now), "by", s.GetCreatedBy())},
+						{"Version", fmt.Sprint(res.GetVersion())},
+						{"Current release", cur.GetVersion()},
+						{"Since", joinNonEmpty(stamp(cur.GetAt(), p.now), "by", cur.GetBy())},
+						{"Rollback to", rollbackTarget(s)},
+						{"Flags", labelsText(s.GetFeatureFlags())},
+					})
+					// The full history comes from the read model; the entity
+					// keeps the latest changes, enough when it is not ready.
+					hist, err := unary(ctx, c, c.channels.ChannelHistory, &logbookv1.ChannelHistoryRequest{Channel: args[0], Limit: limit})
+					var rows [][]string
+					if err == nil {
+						for _, h := range hist.GetPromotions() {
+							rows = append(rows, []string{fmt.Sprint(h.GetPosition()), ago(h.GetAt(), p.now), h.GetKind(), h.GetRelease(), h.GetPrevious(), h.GetBy(), h.GetReason()})
+						}
+					} else {
+						p.note("(history from the entity: %v)", wrapAPIError(c.conn.Server, err))
+						for _, h := range s.GetHistory() {
+							rows = append(rows, []string{"", ago(h.GetAt(), p.now), enumText(h.GetAction()), h.GetVersion(), h.GetFromVersion(), h.GetBy(), h.GetReason()})
+						}
+					}
+					if len(rows) > 0 {
+						p.f("\nHistory:\n")
+						p.rows([]string{"POSITION", "AT", "ACTION", "RELEASE", "PREVIOUS", "BY", "REASON"}, rows)
+					}
 					return nil
-				}
-				s := res.GetState()
-				cur := s.GetCurrent()
-				p.fields([][2]string{
-					{"Name", s.GetName()},
-					{"Description", s.GetDescription()},
-					{"Created", joinNonEmpty(stamp(s.GetCreatedAt(), p.now), "by", s.GetCreatedBy())},
-					{"Version", fmt.Sprint(res.GetVersion())},
-					{"Current release", cur.GetVersion()},
-					{"Since", joinNonEmpty(stamp(cur.GetAt(), p.now), "by", cur.GetBy())},
-					{"Rollback to", rollbackTarget(s)},
-					{"Flags", labelsText(s.GetFeatureFlags())},
 				})
-				// The full history comes from the read model; the entity
-				// keeps the latest changes, enough when it is not ready.
-				hist, err := unary(ctx, c, c.channels.ChannelHistory, &logbookv1.ChannelHistoryRequest{Channel: args[0], Limit: limit})
-				var rows [][]string
-				if err == nil {
-					for _, h := range hist.GetPromotions() {
-						rows = append(rows, []string{fmt.Sprint(h.GetPosition()), ago(h.GetAt(), p.now), h.GetKind(), h.GetRelease(), h.GetPrevious(), h.GetBy(), h.GetReason()})
-					}
-				} else {
-					p.note("(history from the entity: %v)", wrapAPIError(c.conn.Server, err))
-					for _, h := range s.GetHistory() {
-						rows = append(rows, []string{"", ago(h.GetAt(), p.now), enumText(h.GetAction()), h.GetVersion(), h.GetFromVersion(), h.GetBy(), h.GetReason()})
-					}
-				}
-				if len(rows) > 0 {
-					p.f("\nHistory:\n")
-					p.rows([]string{"POSITION", "AT", "ACTION", "RELEASE", "PREVIOUS", "BY", "REASON"}, rows)
-				}
-				return nil
 			})
 		},
 	}

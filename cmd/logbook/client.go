@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/logbook-fleet/logbook/proto/logbook/v1/logbookv1connect"
 )
@@ -118,4 +119,18 @@ func (a *app) run(cmd *cobra.Command, fn func(ctx context.Context, c *client, p 
 		err = p.err
 	}
 	return wrapAPIError(conn.Server, err)
+}
+
+// show calls fn with req and prints the answer as -o asks: the message
+// itself for json and yaml, what table makes of it for a table.
+func show[Req, Res any](ctx context.Context, c *client, p *display, fn func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req, table func(res *Res) error) error {
+	res, err := unary(ctx, c, fn, req)
+	if err != nil {
+		return err
+	}
+	if !p.table() {
+		p.message(any(res).(proto.Message))
+		return nil
+	}
+	return table(res)
 }

@@ -32,39 +32,33 @@ head hash: members at the same position must show the same hash.`,
 		Args:    checkedArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.cluster.ClusterStatus, &logbookv1.ClusterStatusRequest{})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.cluster.ClusterStatus, &logbookv1.ClusterStatusRequest{}, func(res *logbookv1.ClusterStatusResponse) error {
+					if !res.GetClustered() {
+						p.f("single node (not clustered)\n")
+					} else {
+						p.f("leader: %s\n", res.GetLeader())
+					}
+					if len(res.GetMembers()) == 0 {
+						return nil
+					}
+					var rows [][]string
+					for _, m := range res.GetMembers() {
+						role := "follower"
+						if m.GetLeader() {
+							role = "leader"
+						}
+						if !m.GetVoter() {
+							role += " (non-voter)"
+						}
+						hash := hex.EncodeToString(m.GetHeadHash())
+						if len(hash) > 16 {
+							hash = hash[:16]
+						}
+						rows = append(rows, []string{m.GetId(), m.GetAddress(), role, fmt.Sprint(m.GetAppliedPosition()), hash, m.GetError()})
+					}
+					p.rows([]string{"ID", "ADDRESS", "ROLE", "APPLIED", "HEAD HASH", "ERROR"}, rows)
 					return nil
-				}
-				if !res.GetClustered() {
-					p.f("single node (not clustered)\n")
-				} else {
-					p.f("leader: %s\n", res.GetLeader())
-				}
-				if len(res.GetMembers()) == 0 {
-					return nil
-				}
-				var rows [][]string
-				for _, m := range res.GetMembers() {
-					role := "follower"
-					if m.GetLeader() {
-						role = "leader"
-					}
-					if !m.GetVoter() {
-						role += " (non-voter)"
-					}
-					hash := hex.EncodeToString(m.GetHeadHash())
-					if len(hash) > 16 {
-						hash = hash[:16]
-					}
-					rows = append(rows, []string{m.GetId(), m.GetAddress(), role, fmt.Sprint(m.GetAppliedPosition()), hash, m.GetError()})
-				}
-				p.rows([]string{"ID", "ADDRESS", "ROLE", "APPLIED", "HEAD HASH", "ERROR"}, rows)
-				return nil
+				})
 			})
 		},
 	}
@@ -82,16 +76,10 @@ replacement with logbook serve --join.`,
 		Args:    checkedArgs(exactArgs("NODE-ID")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.cluster.RemoveNode, &logbookv1.RemoveNodeRequest{Id: args[0]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.cluster.RemoveNode, &logbookv1.RemoveNodeRequest{Id: args[0]}, func(res *logbookv1.RemoveNodeResponse) error {
+					p.f("node %s removed from the cluster\n", args[0])
 					return nil
-				}
-				p.f("node %s removed from the cluster\n", args[0])
-				return nil
+				})
 			})
 		},
 	}
@@ -113,16 +101,10 @@ maintenance of the leader's machine. The bridge moves with the leadership.`,
 				id = args[0]
 			}
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.cluster.TransferLeadership, &logbookv1.TransferLeadershipRequest{Id: id})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.cluster.TransferLeadership, &logbookv1.TransferLeadershipRequest{Id: id}, func(res *logbookv1.TransferLeadershipResponse) error {
+					p.f("leader: %s\n", res.GetLeader())
 					return nil
-				}
-				p.f("leader: %s\n", res.GetLeader())
-				return nil
+				})
 			})
 		},
 	}

@@ -267,32 +267,26 @@ func newCmdLsCommand(a *app) *cobra.Command {
 				req.Unit = args[0]
 			}
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.commands.ListCommands, req)
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
-					return nil
-				}
-				if len(res.GetCommands()) == 0 {
-					p.note("No commands found.")
-					return nil
-				}
-				var rows [][]string
-				for _, r := range res.GetCommands() {
-					exit := ""
-					if r.GetStatus() == statusSucceeded || r.GetStatus() == statusFailed {
-						exit = fmt.Sprint(r.GetExitCode())
+				return show(ctx, c, p, c.commands.ListCommands, req, func(res *logbookv1.ListCommandsResponse) error {
+					if len(res.GetCommands()) == 0 {
+						p.note("No commands found.")
+						return nil
 					}
-					rows = append(rows, []string{r.GetUnit(), r.GetCommandId(), r.GetMethod() + "." + r.GetDomain(), truncate(strings.Join(r.GetArgs(), " "), 40),
-						r.GetStatus(), exit, ago(r.GetIssuedAt(), p.now), r.GetIssuedBy()})
-				}
-				p.rows([]string{"UNIT", "ID", "METHOD", "ARGS", "STATUS", "EXIT", "ISSUED", "BY"}, rows)
-				if res.GetNext() != 0 {
-					p.note("(more: raise --limit)")
-				}
-				return nil
+					var rows [][]string
+					for _, r := range res.GetCommands() {
+						exit := ""
+						if r.GetStatus() == statusSucceeded || r.GetStatus() == statusFailed {
+							exit = fmt.Sprint(r.GetExitCode())
+						}
+						rows = append(rows, []string{r.GetUnit(), r.GetCommandId(), r.GetMethod() + "." + r.GetDomain(), truncate(strings.Join(r.GetArgs(), " "), 40),
+							r.GetStatus(), exit, ago(r.GetIssuedAt(), p.now), r.GetIssuedBy()})
+					}
+					p.rows([]string{"UNIT", "ID", "METHOD", "ARGS", "STATUS", "EXIT", "ISSUED", "BY"}, rows)
+					if res.GetNext() != 0 {
+						p.note("(more: raise --limit)")
+					}
+					return nil
+				})
 			})
 		},
 	}
@@ -309,43 +303,37 @@ func newCmdShowCommand(a *app) *cobra.Command {
 		Args:    exactArgs("UNIT", "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.commands.GetCommand, &logbookv1.GetCommandRequest{Unit: args[0], CommandId: args[1]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
-					return nil
-				}
-				r := res.GetCommand()
-				exit := ""
-				if r.GetStatus() == statusSucceeded || r.GetStatus() == statusFailed {
-					exit = fmt.Sprint(r.GetExitCode())
-				}
-				p.fields([][2]string{
-					{"Unit", r.GetUnit()},
-					{"ID", r.GetCommandId()},
-					{"Method", r.GetMethod() + "." + r.GetDomain()},
-					{"Args", strings.Join(r.GetArgs(), " ")},
-					{"Status", r.GetStatus()},
-					{"Exit code", exit},
-					{"Error", r.GetError()},
-					{"Issued", joinNonEmpty(stamp(r.GetIssuedAt(), p.now), "by", r.GetIssuedBy())},
-					{"Deadline", stamp(r.GetDeadline(), p.now)},
-					{"Delivered", stamp(r.GetDeliveredAt(), p.now)},
-					{"Finished", stamp(r.GetFinishedAt(), p.now)},
-					{"Position", fmt.Sprint(r.GetPosition())},
-				})
-				if r.GetOutput() != "" {
-					p.f("\nOutput:\n%s", r.GetOutput())
-					if !strings.HasSuffix(r.GetOutput(), "\n") {
-						p.f("\n")
+				return show(ctx, c, p, c.commands.GetCommand, &logbookv1.GetCommandRequest{Unit: args[0], CommandId: args[1]}, func(res *logbookv1.GetCommandResponse) error {
+					r := res.GetCommand()
+					exit := ""
+					if r.GetStatus() == statusSucceeded || r.GetStatus() == statusFailed {
+						exit = fmt.Sprint(r.GetExitCode())
 					}
-				}
-				if r.GetOutputTruncated() {
-					p.f("[output truncated: %d bytes in all]\n", r.GetOutputSize())
-				}
-				return nil
+					p.fields([][2]string{
+						{"Unit", r.GetUnit()},
+						{"ID", r.GetCommandId()},
+						{"Method", r.GetMethod() + "." + r.GetDomain()},
+						{"Args", strings.Join(r.GetArgs(), " ")},
+						{"Status", r.GetStatus()},
+						{"Exit code", exit},
+						{"Error", r.GetError()},
+						{"Issued", joinNonEmpty(stamp(r.GetIssuedAt(), p.now), "by", r.GetIssuedBy())},
+						{"Deadline", stamp(r.GetDeadline(), p.now)},
+						{"Delivered", stamp(r.GetDeliveredAt(), p.now)},
+						{"Finished", stamp(r.GetFinishedAt(), p.now)},
+						{"Position", fmt.Sprint(r.GetPosition())},
+					})
+					if r.GetOutput() != "" {
+						p.f("\nOutput:\n%s", r.GetOutput())
+						if !strings.HasSuffix(r.GetOutput(), "\n") {
+							p.f("\n")
+						}
+					}
+					if r.GetOutputTruncated() {
+						p.f("[output truncated: %d bytes in all]\n", r.GetOutputSize())
+					}
+					return nil
+				})
 			})
 		},
 	}

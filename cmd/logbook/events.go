@@ -278,16 +278,10 @@ state of the whole log: the hash chains every event before it.`,
 		Args:    checkedArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.events.Head, &logbookv1.HeadRequest{})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.events.Head, &logbookv1.HeadRequest{}, func(res *logbookv1.HeadResponse) error {
+					p.fields([][2]string{{"Position", fmt.Sprint(res.GetPosition())}, {"Hash", hex.EncodeToString(res.GetHash())}})
 					return nil
-				}
-				p.fields([][2]string{{"Position", fmt.Sprint(res.GetPosition())}, {"Hash", hex.EncodeToString(res.GetHash())}})
-				return nil
+				})
 			})
 		},
 	}

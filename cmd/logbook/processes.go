@@ -28,25 +28,19 @@ func newProcessLsCommand(a *app) *cobra.Command {
 		Args:    exactArgs("UNIT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.processes.ListProcesses, &logbookv1.ListProcessesRequest{Unit: args[0]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.processes.ListProcesses, &logbookv1.ListProcessesRequest{Unit: args[0]}, func(res *logbookv1.ListProcessesResponse) error {
+					if len(res.GetProcesses()) == 0 {
+						p.note("No processes on unit %s.", args[0])
+						return nil
+					}
+					var rows [][]string
+					for _, pr := range res.GetProcesses() {
+						rows = append(rows, []string{pr.GetMethod(), pr.GetDomain(), pr.GetDesiredStatus(), pr.GetReportedStatus(),
+							pr.GetRestartPolicy(), fmt.Sprint(pr.GetRestartCount()), fmt.Sprint(pr.GetConfigRevision()), ago(pr.GetReportedAt(), p.now)})
+					}
+					p.rows([]string{"METHOD", "DOMAIN", "DESIRED", "REPORTED", "RESTART", "RESTARTS", "CONFIG REV", "REPORTED AT"}, rows)
 					return nil
-				}
-				if len(res.GetProcesses()) == 0 {
-					p.note("No processes on unit %s.", args[0])
-					return nil
-				}
-				var rows [][]string
-				for _, pr := range res.GetProcesses() {
-					rows = append(rows, []string{pr.GetMethod(), pr.GetDomain(), pr.GetDesiredStatus(), pr.GetReportedStatus(),
-						pr.GetRestartPolicy(), fmt.Sprint(pr.GetRestartCount()), fmt.Sprint(pr.GetConfigRevision()), ago(pr.GetReportedAt(), p.now)})
-				}
-				p.rows([]string{"METHOD", "DOMAIN", "DESIRED", "REPORTED", "RESTART", "RESTARTS", "CONFIG REV", "REPORTED AT"}, rows)
-				return nil
+				})
 			})
 		},
 	}
@@ -60,30 +54,24 @@ func newProcessShowCommand(a *app) *cobra.Command {
 		Args:    exactArgs("UNIT", "METHOD", "DOMAIN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.processes.GetProcess, &logbookv1.GetProcessRequest{Unit: args[0], Method: args[1], Domain: args[2]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.processes.GetProcess, &logbookv1.GetProcessRequest{Unit: args[0], Method: args[1], Domain: args[2]}, func(res *logbookv1.GetProcessResponse) error {
+					s := res.GetState()
+					p.fields([][2]string{
+						{"Process", s.GetId()},
+						{"Version", fmt.Sprint(res.GetVersion())},
+						{"Desired status", enumText(s.GetDesiredStatus())},
+						{"Restart policy", enumText(s.GetRestartPolicy())},
+						{"Config", labelsText(s.GetConfig())},
+						{"Config revision", fmt.Sprint(s.GetConfigRevision())},
+						{"Desired changed", joinNonEmpty(stamp(s.GetDesiredChangedAt(), p.now), "by", s.GetDesiredChangedBy())},
+						{"Reported status", enumText(s.GetReportedStatus())},
+						{"Restarts", fmt.Sprint(s.GetRestartCount())},
+						{"Exit code", fmt.Sprint(s.GetExitCode())},
+						{"Detail", s.GetDetail()},
+						{"Reported at", stamp(s.GetReportedAt(), p.now)},
+					})
 					return nil
-				}
-				s := res.GetState()
-				p.fields([][2]string{
-					{"Process", s.GetId()},
-					{"Version", fmt.Sprint(res.GetVersion())},
-					{"Desired status", enumText(s.GetDesiredStatus())},
-					{"Restart policy", enumText(s.GetRestartPolicy())},
-					{"Config", labelsText(s.GetConfig())},
-					{"Config revision", fmt.Sprint(s.GetConfigRevision())},
-					{"Desired changed", joinNonEmpty(stamp(s.GetDesiredChangedAt(), p.now), "by", s.GetDesiredChangedBy())},
-					{"Reported status", enumText(s.GetReportedStatus())},
-					{"Restarts", fmt.Sprint(s.GetRestartCount())},
-					{"Exit code", fmt.Sprint(s.GetExitCode())},
-					{"Detail", s.GetDetail()},
-					{"Reported at", stamp(s.GetReportedAt(), p.now)},
 				})
-				return nil
 			})
 		},
 	}

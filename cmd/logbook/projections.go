@@ -30,21 +30,15 @@ func newProjectionsLsCommand(a *app) *cobra.Command {
 		Args:    checkedArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.projections.ListProjections, &logbookv1.ListProjectionsRequest{})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.projections.ListProjections, &logbookv1.ListProjectionsRequest{}, func(res *logbookv1.ListProjectionsResponse) error {
+					var rows [][]string
+					for _, s := range res.GetProjections() {
+						rows = append(rows, []string{s.GetName(), fmt.Sprint(s.GetVersion()), s.GetState(), yesNo(s.GetReady()), fmt.Sprint(s.GetCheckpoint()),
+							fmt.Sprint(s.GetHead()), fmt.Sprint(s.GetLag()), fmt.Sprintf("%.0f", s.GetEventsPerSecond()), fmt.Sprint(s.GetErrors()), truncate(s.GetLastError(), 60)})
+					}
+					p.rows([]string{"NAME", "VERSION", "STATE", "READY", "CHECKPOINT", "HEAD", "LAG", "EVENTS/S", "ERRORS", "LAST ERROR"}, rows)
 					return nil
-				}
-				var rows [][]string
-				for _, s := range res.GetProjections() {
-					rows = append(rows, []string{s.GetName(), fmt.Sprint(s.GetVersion()), s.GetState(), yesNo(s.GetReady()), fmt.Sprint(s.GetCheckpoint()),
-						fmt.Sprint(s.GetHead()), fmt.Sprint(s.GetLag()), fmt.Sprintf("%.0f", s.GetEventsPerSecond()), fmt.Sprint(s.GetErrors()), truncate(s.GetLastError(), 60)})
-				}
-				p.rows([]string{"NAME", "VERSION", "STATE", "READY", "CHECKPOINT", "HEAD", "LAG", "EVENTS/S", "ERRORS", "LAST ERROR"}, rows)
-				return nil
+				})
 			})
 		},
 	}

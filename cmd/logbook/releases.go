@@ -485,16 +485,10 @@ func newReleaseShowCommand(a *app) *cobra.Command {
 		Args:    exactArgs("VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.releases.GetRelease, &logbookv1.GetReleaseRequest{Version: args[0]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.releases.GetRelease, &logbookv1.GetReleaseRequest{Version: args[0]}, func(res *logbookv1.GetReleaseResponse) error {
+					printRelease(p, res.GetState())
 					return nil
-				}
-				printRelease(p, res.GetState())
-				return nil
+				})
 			})
 		},
 	}

@@ -86,27 +86,21 @@ func newTokenLsCommand(a *app) *cobra.Command {
 		Args:    checkedArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.tokens.ListTokens, &logbookv1.ListTokensRequest{})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
-					return nil
-				}
-				var rows [][]string
-				for _, t := range res.GetTokens() {
-					state := "active"
-					switch {
-					case t.GetRevoked():
-						state = "revoked"
-					case t.GetExpiresAt() != nil && !t.GetExpiresAt().AsTime().After(p.now):
-						state = "expired"
+				return show(ctx, c, p, c.tokens.ListTokens, &logbookv1.ListTokensRequest{}, func(res *logbookv1.ListTokensResponse) error {
+					var rows [][]string
+					for _, t := range res.GetTokens() {
+						state := "active"
+						switch {
+						case t.GetRevoked():
+							state = "revoked"
+						case t.GetExpiresAt() != nil && !t.GetExpiresAt().AsTime().After(p.now):
+							state = "expired"
+						}
+						rows = append(rows, []string{t.GetId(), t.GetName(), t.GetRole(), state, ago(t.GetCreatedAt(), p.now), t.GetCreatedBy(), ago(t.GetExpiresAt(), p.now)})
 					}
-					rows = append(rows, []string{t.GetId(), t.GetName(), t.GetRole(), state, ago(t.GetCreatedAt(), p.now), t.GetCreatedBy(), ago(t.GetExpiresAt(), p.now)})
-				}
-				p.rows([]string{"ID", "NAME", "ROLE", "STATE", "CREATED", "BY", "EXPIRES"}, rows)
-				return nil
+					p.rows([]string{"ID", "NAME", "ROLE", "STATE", "CREATED", "BY", "EXPIRES"}, rows)
+					return nil
+				})
 			})
 		},
 	}
@@ -140,23 +134,17 @@ func newWhoAmICommand(a *app) *cobra.Command {
 		Args: checkedArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.tokens.WhoAmI, &logbookv1.WhoAmIRequest{})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.tokens.WhoAmI, &logbookv1.WhoAmIRequest{}, func(res *logbookv1.WhoAmIResponse) error {
+					t := res.GetToken()
+					p.fields([][2]string{
+						{"Server", fmt.Sprintf("%s (from %s)", c.conn.Server, c.conn.ServerSource)},
+						{"Token", fmt.Sprintf("%s %s (from %s)", t.GetId(), t.GetName(), c.conn.TokenSource)},
+						{"Role", t.GetRole()},
+						{"Created", joinNonEmpty(stamp(t.GetCreatedAt(), p.now), "by", t.GetCreatedBy())},
+						{"Expires", stamp(t.GetExpiresAt(), p.now)},
+					})
 					return nil
-				}
-				t := res.GetToken()
-				p.fields([][2]string{
-					{"Server", fmt.Sprintf("%s (from %s)", c.conn.Server, c.conn.ServerSource)},
-					{"Token", fmt.Sprintf("%s %s (from %s)", t.GetId(), t.GetName(), c.conn.TokenSource)},
-					{"Role", t.GetRole()},
-					{"Created", joinNonEmpty(stamp(t.GetCreatedAt(), p.now), "by", t.GetCreatedBy())},
-					{"Expires", stamp(t.GetExpiresAt(), p.now)},
 				})
-				return nil
 			})
 		},
 	}

@@ -97,16 +97,10 @@ remote commands.`,
 		Args: exactArgs("UNIT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.units.GetUnit, &logbookv1.GetUnitRequest{Unit: args[0]})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.units.GetUnit, &logbookv1.GetUnitRequest{Unit: args[0]}, func(res *logbookv1.GetUnitResponse) error {
+					printUnit(p, res.GetState(), res.GetVersion())
 					return nil
-				}
-				printUnit(p, res.GetState(), res.GetVersion())
-				return nil
+				})
 			})
 		},
 	}
@@ -340,18 +334,12 @@ command line that uses it.`,
 				return newUsageError(cmd, err)
 			}
 			return a.run(cmd, func(ctx context.Context, c *client, p *display) error {
-				res, err := unary(ctx, c, c.units.CreateEnrolmentToken, &logbookv1.CreateEnrolmentTokenRequest{Unit: args[0], TtlSeconds: secs})
-				if err != nil {
-					return err
-				}
-				if !p.table() {
-					p.message(res)
+				return show(ctx, c, p, c.units.CreateEnrolmentToken, &logbookv1.CreateEnrolmentTokenRequest{Unit: args[0], TtlSeconds: secs}, func(res *logbookv1.CreateEnrolmentTokenResponse) error {
+					p.f("Enrolment token for unit %s (one use, expires %s):\n\n  %s\n\n", args[0], stamp(res.GetExpiresAt(), p.now), res.GetToken())
+					p.f("Start the agent on the unit with:\n\n%s\n", agentCommandLine(args[0], res.GetToken(), res.GetNatsUrls()))
+					p.note("The token is shown once; later starts of the agent need no token.")
 					return nil
-				}
-				p.f("Enrolment token for unit %s (one use, expires %s):\n\n  %s\n\n", args[0], stamp(res.GetExpiresAt(), p.now), res.GetToken())
-				p.f("Start the agent on the unit with:\n\n%s\n", agentCommandLine(args[0], res.GetToken(), res.GetNatsUrls()))
-				p.note("The token is shown once; later starts of the agent need no token.")
-				return nil
+				})
 			})
 		},
 	}
