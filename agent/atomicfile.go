@@ -7,10 +7,11 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that a crash leaves either the
+// WriteFileAtomic replaces path with data so that a crash leaves either the
 // old or the new content: write a temporary file beside it, fsync, rename,
-// fsync the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// fsync the directory. The agent keeps its identity and state with it, and
+// logbook serve its signing key, admin token and dispatcher checkpoint.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -54,13 +55,13 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// writeJSONAtomic writes v as indented JSON with writeFileAtomic.
+// writeJSONAtomic writes v as indented JSON with WriteFileAtomic.
 func writeJSONAtomic(path string, v any, perm os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), perm)
+	return WriteFileAtomic(path, append(b, '\n'), perm)
 }
 
 // readJSON reads path into v; a missing file returns an error satisfying

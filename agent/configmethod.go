@@ -66,7 +66,7 @@ func (m *configMethod) run(_ context.Context, cmd *logbookv1.EdgeCommand) *logbo
 	}
 	b = append(b, '\n')
 	path := filepath.Join(m.dir, cmd.GetDomain()+".json")
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := WriteFileAtomic(path, b, 0o600); err != nil {
 		return &logbookv1.AgentCommandResult{ExitCode: 1, Error: fmt.Sprintf("apply config: %v", err)}
 	}
 	return &logbookv1.AgentCommandResult{ExitCode: 0,

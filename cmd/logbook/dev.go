@@ -65,16 +65,7 @@ to start afresh. Every serve flag applies.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", "./logbook-dev", "directory for the control plane and the simulated units")
-	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address of the API")
-	f.StringVar(&cfg.Store, "store", "", "event log URL (default pebble://<data-dir>/log)")
-	f.StringVar(&cfg.NATS, "nats", "embedded", `"embedded" or nats:// URL(s)`)
-	f.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4250", "address of the embedded NATS server")
-	f.StringVar(&cfg.ReadModels, "read-models", "", "read-model database URL (default sqlite://<data-dir>/readmodels.db)")
-	f.StringVar(&cfg.Dump, "dump", "", `blob URL for daily dumps, or "off" (default file://<data-dir>/dumps)`)
-	f.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&cfg.LogLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	addNodeFlags(f, &cfg, nodeDefaults{dataDir: "./logbook-dev", natsListen: "127.0.0.1:4250", logLevel: "warn"})
 	f.IntVar(&units, "units", len(devUnits), "how many simulated units to run")
 	return cmd
 }

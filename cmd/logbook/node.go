@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/logbook-fleet/logbook/actors/process"
 	"github.com/logbook-fleet/logbook/actors/release"
 	"github.com/logbook-fleet/logbook/actors/unit"
+	"github.com/logbook-fleet/logbook/agent"
 	"github.com/logbook-fleet/logbook/api"
 	"github.com/logbook-fleet/logbook/api/ingest"
 	"github.com/logbook-fleet/logbook/cluster/bridge"
@@ -244,8 +246,10 @@ func ensureWritableDir(dir string) error {
 	return os.Remove(name)
 }
 
-// loadOrCreateKey reads the control plane's ed25519 command-signing key,
-// creating it (mode 0600) on first start.
+// loadOrCreateKey reads the control plane's ed25519 command-signing key
+// (any form --signing-key of release publish takes: PKCS#8 PEM as openssl
+// genpkey -algorithm ed25519 writes it, or a raw, hex or base64 seed),
+// creating a PKCS#8 PEM key (mode 0600) on first start.
 func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -253,8 +257,11 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		block := pem.EncodeToMemory(&pem.Block{Type: "LOGBOOK ED25519 SEED", Bytes: key.Seed()})
-		if err := writeFileAtomic(path, block, 0o600); err != nil {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := agent.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, fmt.Errorf("write the signing key: %w", err)
 		}
 		return key, nil
@@ -262,37 +269,11 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the signing key: %w", err)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "LOGBOOK ED25519 SEED" || len(block.Bytes) != ed25519.SeedSize {
-		return nil, fmt.Errorf("signing key %s: not a Logbook ed25519 seed (PEM type LOGBOOK ED25519 SEED)", path)
-	}
-	return ed25519.NewKeyFromSeed(block.Bytes), nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and
-// a rename, so a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	key, err := parseSigningKey(data)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return key, nil
 }
 
 // bootstrapAdmin creates the first admin token when the log has none and
@@ -305,7 +286,7 @@ func (n *node) bootstrapAdmin(ctx context.Context) error {
 	if !created {
 		return nil
 	}
-	if err := writeFileAtomic(n.cfg.AdminTokenFile, []byte(secret+"\n"), 0o600); err != nil {
+	if err := agent.WriteFileAtomic(n.cfg.AdminTokenFile, []byte(secret+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write the admin token to %s: %w", n.cfg.AdminTokenFile, err)
 	}
 	n.logger.Info("created the admin token (shown once; keep it safe)", "file", n.cfg.AdminTokenFile)
@@ -479,7 +460,7 @@ func (n *node) saveCheckpoint(b *bridge.Bridge) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(n.checkpointFile(), []byte(strconv.FormatUint(cp, 10)+"\n"), 0o600)
+	return agent.WriteFileAtomic(n.checkpointFile(), []byte(strconv.FormatUint(cp, 10)+"\n"), 0o600)
 }
 
 // startReadModels opens the read-model database and starts the runner.

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -163,19 +162,7 @@ requests, in-flight work drains, and the log is closed cleanly.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for the log, keys, tokens and default read models")
-	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address of the API, /ingest, /metrics and health checks (\":8080\" for every interface)")
-	f.StringVar(&cfg.Store, "store", "", "event log URL (default pebble://<data-dir>/log)")
-	f.StringVar(&cfg.NATS, "nats", "embedded", `"embedded" or the nats:// URL(s) of an external NATS server, comma-separated`)
-	f.StringVar(&cfg.NATSListen, "nats-listen", net.JoinHostPort("0.0.0.0", strconv.Itoa(4250)), "address of the embedded NATS server (port 0: any free port)")
-	f.StringSliceVar(&cfg.NATSAdvertise, "nats-advertise", nil, "NATS URLs agents are told at enrolment (default: the embedded server's own)")
-	f.StringVar(&cfg.ReadModels, "read-models", "", "read-model database URL (default sqlite://<data-dir>/readmodels.db)")
-	f.StringVar(&cfg.Dump, "dump", "", `blob URL for daily dumps of readings and audit events, or "off" (default file://<data-dir>/dumps)`)
-	f.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
-	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the admin token (default <data-dir>/admin.token)")
-	f.StringVar(&cfg.SigningKey, "signing-key", "", "file of the ed25519 key commands are signed with, created on first start (default <data-dir>/signing.key); the same file on every node of a cluster")
+	addNodeFlags(f, &cfg, nodeDefaults{dataDir: defaultDataDir(), natsListen: "0.0.0.0:4250", logLevel: "info"})
 
 	host, _ := os.Hostname()
 	f.BoolVar(&cfg.Cluster.Enabled, "cluster", false, "replicate the log over a raft cluster of control-plane nodes (with --bootstrap or --join)")
@@ -188,6 +175,27 @@ requests, in-flight work drains, and the log is closed cleanly.`,
 	f.StringSliceVar(&cfg.Cluster.NATSRoutes, "nats-routes", nil, "route addresses (host:port) of the other nodes' embedded NATS servers (cluster mode)")
 	f.StringVar(&cfg.Cluster.NATSSecret, "nats-cluster-secret", "", "secret the embedded NATS servers' routes authenticate with, the same on every node (cluster mode; prefer LOGBOOK_NATS_CLUSTER_SECRET)")
 	return cmd
+}
+
+// nodeDefaults are the defaults that differ between serve and dev.
+type nodeDefaults struct{ dataDir, natsListen, logLevel string }
+
+// addNodeFlags defines the flags of a control-plane node on f: serve's,
+// and dev's, which runs one.
+func addNodeFlags(f *pflag.FlagSet, cfg *serveConfig, d nodeDefaults) {
+	f.StringVar(&cfg.DataDir, "data-dir", d.dataDir, "directory for the log, keys, tokens and default read models")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "HTTP address of the API, /ingest, /metrics and health checks (\":8080\" for every interface)")
+	f.StringVar(&cfg.Store, "store", "", "event log URL (default pebble://<data-dir>/log)")
+	f.StringVar(&cfg.NATS, "nats", "embedded", `"embedded" or the nats:// URL(s) of an external NATS server, comma-separated`)
+	f.StringVar(&cfg.NATSListen, "nats-listen", d.natsListen, "address of the embedded NATS server (port 0: any free port)")
+	f.StringSliceVar(&cfg.NATSAdvertise, "nats-advertise", nil, "NATS URLs agents are told at enrolment (default: the embedded server's own)")
+	f.StringVar(&cfg.ReadModels, "read-models", "", "read-model database URL (default sqlite://<data-dir>/readmodels.db)")
+	f.StringVar(&cfg.Dump, "dump", "", `blob URL for daily dumps of readings and audit events, or "off" (default file://<data-dir>/dumps)`)
+	f.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&cfg.LogLevel, "log-level", d.logLevel, "log level: debug, info, warn or error")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the admin token (default <data-dir>/admin.token)")
+	f.StringVar(&cfg.SigningKey, "signing-key", "", "file of the ed25519 key commands are signed with, created on first start (default <data-dir>/signing.key); the same file on every node of a cluster")
 }
 
 // resolve fills the defaults that depend on the data directory and checks

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,5 +74,32 @@ func TestServeHelpLeavesOutClientFlags(t *testing.T) {
 	help := out.String()
 	if !strings.Contains(help, "--read-models") || strings.Contains(help, "--server string") || strings.Contains(help, "--output") {
 		t.Fatalf("serve --help:\n%s", help)
+	}
+}
+
+func TestLoadOrCreateKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signing.key")
+	key, err := loadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v; want mode 0600", fi, err)
+	}
+	again, err := loadOrCreateKey(path)
+	if err != nil || !again.Equal(key) {
+		t.Fatalf("second load: %v; same key %v", err, again.Equal(key))
+	}
+	// The key file is PKCS#8 PEM, so release publish --signing-key and
+	// openssl read it too.
+	data, _ := os.ReadFile(path)
+	if k, err := parseSigningKey(data); err != nil || !k.Equal(key) {
+		t.Fatalf("parseSigningKey of the file: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadOrCreateKey(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a bad key file: %v; want an error naming it", err)
 	}
 }
