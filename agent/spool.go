@@ -279,11 +279,14 @@ func (s *Spool) Append(ctx context.Context, evs ...*logbookv1.EdgeEvent) (uint64
 		copy(batch[i].ID[:], e.Id)
 		size += int64(len(data))
 	}
+	// Hold the read lock until head covers the new events: Compact (under
+	// the write lock) must not see everything acknowledged and drop the
+	// generation that now holds them.
 	s.mu.RLock()
 	g := s.gens[len(s.gens)-1]
 	res, err := g.store.Append(ctx, s.stream, events.Any, batch...)
-	s.mu.RUnlock()
 	if err != nil {
+		s.mu.RUnlock()
 		if errors.Is(err, events.ErrClosed) {
 			err = fmt.Errorf("%w: %v", ErrClosed, err)
 		}
@@ -297,6 +300,7 @@ func (s *Spool) Append(ctx context.Context, evs ...*logbookv1.EdgeEvent) (uint64
 			break
 		}
 	}
+	s.mu.RUnlock()
 	select {
 	case s.notify <- struct{}{}:
 	default:

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/logbook-fleet/logbook/api"
+	apiingest "github.com/logbook-fleet/logbook/api/ingest"
 	"github.com/logbook-fleet/logbook/events"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 	"github.com/logbook-fleet/logbook/proto/logbook/v1/logbookv1connect"
@@ -75,7 +77,7 @@ func TestAuthFailures(t *testing.T) {
 
 func TestAuthorizerForIngest(t *testing.T) {
 	e := newEnv(t)
-	authorize := e.tokens.Authorizer(api.RoleIngest)
+	authorize := e.tokens.Authorizer(func(*http.Request) string { return api.RoleIngest })
 	ingest := e.token("sensors", api.RoleIngest)
 	read := e.token("dashboard", api.RoleRead)
 	for _, tc := range []struct {
@@ -102,6 +104,13 @@ func TestAuthorizerForIngest(t *testing.T) {
 				return
 			}
 			wantCode(t, err, tc.code)
+			want := apiingest.ErrUnauthenticated
+			if tc.code == connect.CodePermissionDenied {
+				want = apiingest.ErrForbidden
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("authorize error %v does not wrap %v (the ingest handler's 401/403)", err, want)
+			}
 		})
 	}
 }
@@ -145,8 +154,8 @@ func TestTokenService(t *testing.T) {
 		t.Fatalf("RevokeToken = %v", rev.Msg)
 	}
 	again := try(e.tokensC.RevokeToken(e.ctx, connect.NewRequest(&logbookv1.RevokeTokenRequest{Id: id}))).must(t)
-	if again.Msg.GetAppended().GetEvents() != 0 {
-		t.Fatalf("second RevokeToken appended %v", again.Msg)
+	if again.Msg.GetAppended().GetEvents() != 0 || again.Msg.GetAppended().GetVersion() != 2 {
+		t.Fatalf("second RevokeToken: %v; want nothing appended, the stream at version 2", again.Msg)
 	}
 	_, err = e.tokensC.RevokeToken(e.ctx, connect.NewRequest(&logbookv1.RevokeTokenRequest{Id: "ffffffffffffffff"}))
 	wantCode(t, err, connect.CodeNotFound)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -48,6 +49,10 @@ func (c clusterService) ClusterStatus(ctx context.Context, req *connect.Request[
 	return connect.NewResponse(out), nil
 }
 
+// transferWait bounds how long TransferLeadership waits to learn the new
+// leader: several election timeouts.
+const transferWait = 10 * time.Second
+
 // errNotClustered answers membership calls on a single node.
 func errNotClustered() error {
 	return connect.NewError(connect.CodeFailedPrecondition, errors.New("this node is not clustered: start it with logbook serve --cluster"))
@@ -85,12 +90,15 @@ func (c clusterService) TransferLeadership(ctx context.Context, req *connect.Req
 	// with it, not with the old one.
 	leader, _ := c.s.d.ClusterAdmin.Leader()
 	if leader == "" || leader == before {
+		// Bounded: the leadership may also come back to the same node.
+		wctx, cancel := context.WithTimeout(ctx, transferWait)
+		defer cancel()
 		wait := time.NewTicker(10 * time.Millisecond)
 		defer wait.Stop()
 		for leader == "" || leader == before {
 			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
+			case <-wctx.Done():
+				return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("the transfer was made, but no other leader is known after %v (now: %q); see logbook cluster status", transferWait, leader))
 			case <-wait.C:
 			}
 			leader, _ = c.s.d.ClusterAdmin.Leader()

@@ -69,7 +69,7 @@ func (c commandService) RunCommand(ctx context.Context, req *connect.Request[log
 	id := m.GetCommandId()
 	if id == "" {
 		id = events.NewID().String()
-	} else if err := checkCommandID(id); err != nil {
+	} else if err := unit.ValidateCommandID(id); err != nil {
 		return nil, err
 	}
 	targets, err := c.s.commandTargets(ctx, m.GetUnits(), m.GetSelector())
@@ -127,7 +127,7 @@ func (s *Server) sameCommand(ctx context.Context, name string, cmd *logbookv1.Is
 	if err != nil {
 		return err
 	}
-	have := findCommand(st, cmd.GetCommandId())
+	have, _ := unit.FindCommand(st, cmd.GetCommandId())
 	if have != nil && have.GetMethod() == cmd.GetMethod() && have.GetDomain() == cmd.GetDomain() &&
 		slices.Equal(have.GetArgs(), cmd.GetArgs()) && string(have.GetPayload()) == string(cmd.GetPayload()) {
 		return nil
@@ -189,20 +189,6 @@ func checkUnitNames(names []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// checkCommandID validates a client-chosen command id with the unit
-// aggregate's rule.
-func checkCommandID(id string) error {
-	if len(id) > unit.MaxCommandIDLen {
-		return invalidf("command_id: %d bytes, at most %d", len(id), unit.MaxCommandIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] >= 0x7f {
-			return invalidf("command_id %q: want printable ASCII without spaces", id)
-		}
-	}
-	return nil
-}
-
 func (c commandService) GetCommand(ctx context.Context, req *connect.Request[logbookv1.GetCommandRequest]) (*connect.Response[logbookv1.GetCommandResponse], error) {
 	m := req.Msg
 	if _, err := unitStream(m.GetUnit()); err != nil {
@@ -211,7 +197,7 @@ func (c commandService) GetCommand(ctx context.Context, req *connect.Request[log
 	if m.GetCommandId() == "" {
 		return nil, invalidf("command_id: required")
 	}
-	if err := checkCommandID(m.GetCommandId()); err != nil {
+	if err := unit.ValidateCommandID(m.GetCommandId()); err != nil {
 		return nil, err
 	}
 	rec, _, err := c.s.command(ctx, m.GetUnit(), m.GetCommandId())
@@ -282,7 +268,7 @@ func (c commandService) WaitCommand(ctx context.Context, req *connect.Request[lo
 	if id == "" {
 		return invalidf("command_id: required (as returned by RunCommand)")
 	}
-	if err := checkCommandID(id); err != nil {
+	if err := unit.ValidateCommandID(id); err != nil {
 		return err
 	}
 	if len(m.GetUnits()) == 0 {
@@ -386,7 +372,7 @@ func (s *Server) command(ctx context.Context, name, id string) (rec *logbookv1.C
 	if err != nil {
 		return nil, false, err
 	}
-	if c := findCommand(st, id); c != nil && isPending(c.GetStatus()) {
+	if c, pending := unit.FindCommand(st, id); pending {
 		return commandRecord(name, c), false, nil
 	}
 	// Finished, or older than the finished commands the state retains:
@@ -457,22 +443,6 @@ func (s *Server) findCommandEvents(ctx context.Context, name string, version uin
 			return found, nil
 		}
 	}
-}
-
-// findCommand returns the pending or retained finished command with id.
-func findCommand(st *logbookv1.UnitState, id string) *logbookv1.UnitCommand {
-	for _, list := range [][]*logbookv1.UnitCommand{st.GetPending(), st.GetFinished()} {
-		for _, c := range list {
-			if c.GetCommandId() == id {
-				return c
-			}
-		}
-	}
-	return nil
-}
-
-func isPending(st logbookv1.UnitCommandStatus) bool {
-	return st == logbookv1.UnitCommandStatus_UNIT_COMMAND_STATUS_ISSUED || st == logbookv1.UnitCommandStatus_UNIT_COMMAND_STATUS_DELIVERED
 }
 
 // commandRecord is a command as a unit's state holds it.

@@ -17,9 +17,11 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/logbook-fleet/logbook/api/ingest"
 	"github.com/logbook-fleet/logbook/events"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
@@ -333,7 +335,9 @@ func (t *Tokens) Revoke(ctx context.Context, id string, md events.Metadata) (eve
 	case errors.As(err, &wrong) && wrong.Actual == 0:
 		return events.AppendResult{}, &apiError{kind: ErrTokenNotFound, msg: fmt.Sprintf("no token has id %q (see ListTokens)", id)}
 	case errors.As(err, &wrong):
-		return events.AppendResult{}, nil // already revoked
+		// Already revoked: nothing appended; the stream's version is the
+		// log's, whatever this node has applied yet.
+		return events.AppendResult{LastVersion: wrong.Actual}, nil
 	case err != nil:
 		return events.AppendResult{}, err
 	}
@@ -433,13 +437,23 @@ func (t *Tokens) Authorize(r *http.Request, role string) (Principal, error) {
 	return p, nil
 }
 
-// Authorizer returns Authorize for role in the shape an HTTP endpoint
-// takes, answering the principal's name (e.g. for the ingest endpoint:
-// tokens.Authorizer(api.RoleIngest)).
-func (t *Tokens) Authorizer(role string) func(r *http.Request) (principal string, err error) {
+// Authorizer returns the Authorize function of the plain HTTP endpoints
+// (api/ingest): it authenticates r's token, checks it allows the role
+// roleFor names for r, and answers the principal's name, or an error
+// wrapping ingest.ErrUnauthenticated (401) or ingest.ErrForbidden (403)
+// besides the *connect.Error that says why.
+func (t *Tokens) Authorizer(roleFor func(r *http.Request) string) func(r *http.Request) (principal string, err error) {
 	return func(r *http.Request) (string, error) {
-		p, err := t.Authorize(r, role)
-		return p.Name, err
+		p, err := t.Authorize(r, roleFor(r))
+		switch {
+		case err == nil:
+			return p.Name, nil
+		case connect.CodeOf(err) == connect.CodeUnauthenticated:
+			return "", fmt.Errorf("%w: %w", ingest.ErrUnauthenticated, err)
+		case connect.CodeOf(err) == connect.CodePermissionDenied:
+			return "", fmt.Errorf("%w: %w", ingest.ErrForbidden, err)
+		}
+		return "", err
 	}
 }
 

@@ -40,17 +40,12 @@ func (t tokenService) RevokeToken(ctx context.Context, req *connect.Request[logb
 		return nil, err
 	}
 	stream := TokenCategory + "-" + id
-	info, _ := t.s.d.Tokens.Get(id)
-	version := res.LastVersion
-	if version == 0 && info.Revoked {
-		version = 2 // already revoked: TokenCreated, TokenRevoked
-	}
 	var n uint32
 	if res.LastPosition != 0 {
 		n = 1
 	}
 	return connect.NewResponse(&logbookv1.RevokeTokenResponse{Appended: &logbookv1.Appended{
-		Stream: stream, Version: version, Position: res.LastPosition, Events: n,
+		Stream: stream, Version: res.LastVersion, Position: res.LastPosition, Events: n,
 	}}), nil
 }
 

@@ -441,7 +441,7 @@ func decommission(s *logbookv1.UnitState, c *logbookv1.DecommissionUnit, env act
 }
 
 func issue(s *logbookv1.UnitState, c *logbookv1.IssueUnitCommand, env actors.Env) ([]proto.Message, error) {
-	if err := checkCommandID(c.GetCommandId()); err != nil {
+	if err := ValidateCommandID(c.GetCommandId()); err != nil {
 		return nil, err
 	}
 	if err := ValidateToken(c.GetMethod()); err != nil {
@@ -472,7 +472,7 @@ func issue(s *logbookv1.UnitState, c *logbookv1.IssueUnitCommand, env actors.Env
 	if d := c.GetDeadline().AsTime(); !d.After(env.Now) {
 		return nil, fmt.Errorf("%w: command %s: deadline %s is not after now (%s)", ErrDeadlinePassed, c.GetCommandId(), fmtTime(c.GetDeadline()), env.Now.UTC().Format(time.RFC3339Nano))
 	}
-	if p, _ := findCommand(s, c.GetCommandId()); p != nil {
+	if p, _ := FindCommand(s, c.GetCommandId()); p != nil {
 		return nil, fmt.Errorf("%w: %s (%s)", ErrDuplicateCommand, c.GetCommandId(), statusName(p.GetStatus()))
 	}
 	if n := len(s.GetPending()); n >= MaxPendingCommands {
@@ -491,7 +491,9 @@ func issue(s *logbookv1.UnitState, c *logbookv1.IssueUnitCommand, env actors.Env
 	}}, nil
 }
 
-func checkCommandID(id string) error {
+// ValidateCommandID checks a remote command's id: printable ASCII without
+// spaces, 1 to MaxCommandIDLen bytes. Errors wrap ErrInvalidCommand.
+func ValidateCommandID(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: empty command id", ErrInvalidCommand)
@@ -506,9 +508,9 @@ func checkCommandID(id string) error {
 	return nil
 }
 
-// findCommand returns the pending or retained finished command with id,
+// FindCommand returns the pending or retained finished command with id,
 // and whether it is pending.
-func findCommand(s *logbookv1.UnitState, id string) (*logbookv1.UnitCommand, bool) {
+func FindCommand(s *logbookv1.UnitState, id string) (*logbookv1.UnitCommand, bool) {
 	for _, p := range s.GetPending() {
 		if p.GetCommandId() == id {
 			return p, true
@@ -525,10 +527,10 @@ func findCommand(s *logbookv1.UnitState, id string) (*logbookv1.UnitCommand, boo
 // pendingCommand returns the pending command with id, or an error wrapping
 // ErrUnknownCommand or ErrCommandFinished. finished is the finished one.
 func pendingCommand(s *logbookv1.UnitState, id string) (pending, finished *logbookv1.UnitCommand, err error) {
-	if err := checkCommandID(id); err != nil {
+	if err := ValidateCommandID(id); err != nil {
 		return nil, nil, err
 	}
-	c, isPending := findCommand(s, id)
+	c, isPending := FindCommand(s, id)
 	switch {
 	case c == nil:
 		return nil, nil, fmt.Errorf("%w: %s", ErrUnknownCommand, id)

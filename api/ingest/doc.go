@@ -4,7 +4,7 @@
 //	svc, err := ingest.New(ingest.Config{
 //		Store:     store,                                  // events.Store
 //		Readings:  readmodel.Guard(runner, sink),          // 503 until ready
-//		Authorize: tokens.Authorize,                       // ErrUnauthenticated / ErrForbidden
+//		Authorize: tokens.Authorizer(roleFor),             // errors wrap ErrUnauthenticated / ErrForbidden
 //		Logger:    logger,
 //	})
 //	if err != nil { ... }

@@ -438,3 +438,36 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// The request-level refusals: a unit named twice differently, an encoding
+// the service does not read, and a body over MaxBodyBytes.
+func TestUploadRefusals(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxBodyBytes = 1 << 10 })
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		body   string
+		code   int
+	}{
+		{"unit in query and header differ", map[string]string{UnitHeader: "ship2"}, ndjson(0, 3), http.StatusBadRequest},
+		{"unknown content encoding", map[string]string{"Content-Encoding": "br"}, ndjson(0, 3), http.StatusUnsupportedMediaType},
+		{"body over the limit", nil, ndjson(0, 200), http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(e.ctx, http.MethodPost, e.srv.URL+PathIngest+"?unit=ship1", strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.code || len(b) == 0 {
+				t.Fatalf("%s: %s, want %d with a message", resp.Status, b, tc.code)
+			}
+		})
+	}
+}

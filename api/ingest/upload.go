@@ -152,10 +152,15 @@ type upload struct {
 
 	mu        sync.Mutex
 	appendErr error // the first failed append; set before failed
+
+	// head is the log's head when the upload began (headKnown: it could
+	// be read): a chunk acknowledged at or before it was a duplicate.
+	head      events.Head
+	headKnown bool
 }
 
 func (s *Service) newUpload(ctx context.Context, name string, md events.Metadata) *upload {
-	return &upload{
+	up := &upload{
 		s:      s,
 		unit:   name,
 		stream: Category + "-" + name,
@@ -163,6 +168,9 @@ func (s *Service) newUpload(ctx context.Context, name string, md events.Metadata
 		ctx:    context.WithoutCancel(ctx),
 		sem:    make(chan struct{}, s.cfg.AppendsInFlight),
 	}
+	head, err := s.cfg.Store.Head(ctx)
+	up.head, up.headKnown = head, err == nil
+	return up
 }
 
 // run reads body to its end, the first read error or the first failed
@@ -264,9 +272,6 @@ func (up *upload) submit(c *chunk) {
 
 func (up *upload) append(ev events.Event, n, first, last int) {
 	st := up.s.cfg.Store
-	// A chunk already in the log comes back with its original position,
-	// at or before the head seen before appending.
-	head, herr := st.Head(up.ctx)
 	start := time.Now()
 	res, err := st.Append(up.ctx, up.stream, events.Any, ev)
 	up.s.metrics.appendSeconds.Observe(time.Since(start).Seconds())
@@ -275,7 +280,9 @@ func (up *upload) append(ev events.Event, n, first, last int) {
 	case errors.Is(err, events.ErrDuplicateEventID):
 		dup, err = true, nil // the same chunk is in the log already, elsewhere
 	case err == nil:
-		dup = herr == nil && res.FirstPosition <= head.Position
+		// A chunk already in the log comes back with its original
+		// position, at or before the head when the upload began.
+		dup = up.headKnown && res.FirstPosition <= up.head.Position
 	}
 	if err != nil {
 		up.fail(fmt.Errorf("append lines %d-%d (%d readings) to %s: %w", first, last, n, up.stream, err))

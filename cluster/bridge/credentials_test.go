@@ -415,3 +415,49 @@ func FuzzLogCredentialsApply(f *testing.F) {
 		_, _, _ = c.cachedCredential("ship1")
 	})
 }
+
+// Re-enrolling a unit (a replaced or compromised agent) ends the
+// connections made with its old credential.
+func TestReEnrolmentEndsOldConnections(t *testing.T) {
+	ctx := testCtx(t)
+	st, err := embedded.Open(ctx, "reenrol", embedded.InMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs, err := NewLogCredentials(ctx, st, WithCredentialsLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	srv := mustServer(t, cs)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	en, err := NewEnroller(cs, pub, srv.AdvertiseURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrol := func() string {
+		t.Helper()
+		tok, err := en.IssueToken(ctx, "ship1", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := en.Enrol(ctx, &logbookv1.AgentEnrolRequest{Unit: "ship1", Token: tok, PublicKey: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetNatsPassword()
+	}
+	old := connectUnit(t, srv.ClientURL(), "ship1", enrol(), nil)
+	closed := make(chan struct{})
+	old.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	fresh := enrol()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("the old credential's connection outlived the re-enrolment")
+	}
+	if nc := connectUnit(t, srv.ClientURL(), "ship1", fresh, nil); !nc.IsConnected() {
+		t.Fatal("the new credential does not connect")
+	}
+}

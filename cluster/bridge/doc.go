@@ -104,8 +104,7 @@
 //	srv, err := bridge.StartServer(ctx, creds, bridge.DefaultServerConfig())
 //	...
 //	nc, err := srv.ConnectInternal()
-//	enroller, err := bridge.NewEnroller(creds, key.Public().(ed25519.PublicKey), srv.AdvertiseURLs(),
-//		bridge.WithOnEnrol(func(u string) { srv.Kick(u) }))
+//	enroller, err := bridge.NewEnroller(creds, key.Public().(ed25519.PublicKey), srv.AdvertiseURLs())
 //	cfg := bridge.DefaultConfig()
 //	cfg.Enroller = enroller
 //	b, err := bridge.Start(ctx, nc, host, store, key, cfg)

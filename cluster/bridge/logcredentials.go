@@ -76,10 +76,10 @@ func EnrolTokenStream(h SecretHash) string {
 // Revocations (a credential deleted, or the unit decommissioned, here or
 // on another node) are reported to the functions given to NotifyRevoked,
 // one at a time, from a goroutine of the LogCredentials: StartServer
-// registers Server.Kick there, so a revoked unit's live connections end. A
-// unit that has a credential again by then (re-enrolment) is not
-// reported: the enrolling node kicks the old connections itself
-// (WithOnEnrol), and a late kick could end the new one.
+// registers Server.Kick there, so a revoked unit's live connections end on
+// every node. A re-enrolment revokes the old credential too: its
+// connections end (and one already made with the new credential, whose
+// agent reconnects).
 //
 // Methods are safe for concurrent use. Close stops the follower.
 type LogCredentials struct {
@@ -242,9 +242,10 @@ func (c *LogCredentials) follow(ctx context.Context, from uint64) {
 	for ctx.Err() == nil {
 		for ev, err := range c.store.Subscribe(ctx, from, credentialFilter) {
 			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, events.ErrClosed) {
-					c.logger.Error("bridge: following credentials", "position", from, "err", err)
+				if ctx.Err() != nil || errors.Is(err, events.ErrClosed) {
+					return // closing: resubscribing would fail forever
 				}
+				c.logger.Error("bridge: following credentials", "position", from, "err", err)
 				break
 			}
 			from = ev.Position + 1
@@ -417,12 +418,9 @@ func (c *LogCredentials) notify(ctx context.Context) {
 		}
 		c.revokeMu.Unlock()
 		for _, u := range units {
-			if _, ok, _ := c.cachedCredential(u); ok {
-				// Replaced (re-enrolment): kicking now could end the
-				// connection made with the new credential. The enrolling
-				// node kicks the old ones (WithOnEnrol).
-				continue
-			}
+			// Also after a re-enrolment: the old credential's
+			// connections, on any node, must end. A connection already
+			// made with the new one ends too, and its agent reconnects.
 			for _, f := range fs {
 				f(u)
 			}

@@ -73,6 +73,16 @@ func (b *batcher) submit(ctx context.Context, enc []byte, nevents int) proposalR
 		return r
 	case <-ctx.Done():
 		return proposalResult{err: fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())}
+	case <-b.stopped:
+		// p may have gone into b.in after run had failed the queue and
+		// returned (select picks among ready cases at random): nobody
+		// would answer it.
+		select {
+		case r := <-p.done:
+			return r
+		default:
+			return proposalResult{err: fmt.Errorf("%w: the node shut down: %w", ErrUnknownOutcome, ErrClosed)}
+		}
 	}
 }
 

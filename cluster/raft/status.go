@@ -73,7 +73,11 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 			m.State, m.Term = p.GetState(), p.GetTerm()
 			m.AppliedIndex, m.CommitIndex, m.LastLogIndex = p.GetAppliedIndex(), p.GetCommitIndex(), p.GetLastLogIndex()
 			m.Head.Position = p.GetHeadPosition()
-			copy(m.Head.Hash[:], p.GetHeadHash())
+			if h := p.GetHeadHash(); len(h) != len(m.Head.Hash) {
+				m.Err = fmt.Errorf("node %s reported a %d-byte head hash, want %d", m.ID, len(h), len(m.Head.Hash))
+			} else {
+				copy(m.Head.Hash[:], h)
+			}
 		}()
 	}
 	wg.Wait()

@@ -151,5 +151,10 @@ func (s *nodeStore) LoadSnapshot(ctx context.Context, stream string) (events.Sna
 // Verify implements events.Store on the local replica.
 func (s *nodeStore) Verify(ctx context.Context) (events.Head, error) { return s.store.Verify(ctx) }
 
+// VerifyProgress is Verify reporting progress, as the embedded store does.
+func (s *nodeStore) VerifyProgress(ctx context.Context, progress func(verified events.Head)) (events.Head, error) {
+	return s.store.VerifyProgress(ctx, progress)
+}
+
 // Close closes the node.
 func (s *nodeStore) Close() error { return s.node().Close() }

@@ -32,6 +32,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"process", "show", "ship1"}, "missing METHOD and DOMAIN"},
 		{[]string{"unit", "label", "ship1", "nolabel"}, "want key=value"},
 		{[]string{"unit", "register", "ship1", "--label", "x"}, "want key=value"},
+		{[]string{"unit", "register", "ship1", "--label", "bad!key=v"}, "invalid label"},
+		{[]string{"unit", "label", "ship1", "site!=x"}, "invalid label"},
 		{[]string{"unit", "decommission", "ship1"}, "--reason is required"},
 		{[]string{"unit", "enrol-token", "ship1", "--ttl", "soon"}, "invalid argument"},
 		{[]string{"release", "yank", "1.0"}, "--reason is required"},

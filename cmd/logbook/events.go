@@ -165,25 +165,27 @@ func lastOfStream(ctx context.Context, c *client, o tailOptions, head uint64) ([
 }
 
 // lastOfLog returns the last o.n events of the log matching the filters, up
-// to position head: it reads windows ending at head, widening them until
-// they hold o.n events or reach position 1.
+// to position head: it reads windows backwards from head, each new window
+// eight times the last and reading only positions not read yet, until they
+// hold o.n events or reach position 1.
 func lastOfLog(ctx context.Context, c *client, o tailOptions, head uint64) ([]*logbookv1.Event, error) {
-	window := uint64(o.n)
-	for {
+	var got []*logbookv1.Event
+	upto, window := head, max(uint64(o.n), 1)
+	for upto > 0 {
 		from := uint64(1)
-		if head > window {
-			from = head - window + 1
+		if upto > window {
+			from = upto - window + 1
 		}
-		var got []*logbookv1.Event
+		var part []*logbookv1.Event
 		pos := from
-		for pos <= head {
+		for pos <= upto {
 			res, err := unary(ctx, c, c.events.ReadAll, &logbookv1.ReadAllRequest{FromPosition: pos, Categories: o.categories, Types: o.types, Limit: 1000})
 			if err != nil {
 				return nil, err
 			}
 			for _, ev := range res.GetEvents() {
-				if ev.GetPosition() <= head {
-					got = append(got, ev)
+				if ev.GetPosition() <= upto {
+					part = append(part, ev)
 				}
 			}
 			if len(res.GetEvents()) == 0 || res.GetNext() <= pos {
@@ -191,14 +193,21 @@ func lastOfLog(ctx context.Context, c *client, o tailOptions, head uint64) ([]*l
 			}
 			pos = res.GetNext()
 		}
-		if len(got) >= o.n || from == 1 {
-			if len(got) > o.n {
-				got = got[len(got)-o.n:]
-			}
-			return got, nil
+		got = append(part, got...)
+		if len(got) >= o.n {
+			break
 		}
-		window *= 8
+		upto = from - 1
+		if window > upto/8 {
+			window = max(upto, 1) // the rest of the log, without overflowing
+		} else {
+			window *= 8
+		}
 	}
+	if len(got) > o.n {
+		got = got[len(got)-o.n:]
+	}
+	return got, nil
 }
 
 // printEvent prints one event: a table line, or a JSON line / YAML

@@ -124,3 +124,18 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// progressVerifier is a store whose Verify can report progress (the
+// embedded log and a cluster member); the API streams it to the client.
+type progressVerifier interface {
+	VerifyProgress(ctx context.Context, progress func(verified events.Head)) (events.Head, error)
+}
+
+// VerifyProgress passes progress through when the store reports it, so
+// wrapping the store does not hide it from the API.
+func (m *meteredStore) VerifyProgress(ctx context.Context, progress func(verified events.Head)) (events.Head, error) {
+	if pv, ok := m.Store.(progressVerifier); ok {
+		return pv.VerifyProgress(ctx, progress)
+	}
+	return m.Store.Verify(ctx)
+}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/logbook-fleet/logbook/events"
+	"github.com/logbook-fleet/logbook/events/embedded"
+	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
 
 func TestApplyEnv(t *testing.T) {
@@ -101,5 +106,31 @@ func TestLoadOrCreateKey(t *testing.T) {
 	}
 	if _, err := loadOrCreateKey(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("a bad key file: %v; want an error naming it", err)
+	}
+}
+
+// The metered store keeps the embedded log's Verify progress visible.
+func TestMeteredStoreVerifyProgress(t *testing.T) {
+	st, err := embedded.Open(t.Context(), "metered", embedded.InMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const n = 300 // progress comes every 256 appends
+	for i := range n {
+		ev, _ := events.NewEvent(&logbookv1.UnitHeartbeatReceived{}, events.Metadata{})
+		if _, err := st.Append(t.Context(), fmt.Sprintf("unit-ship%d", i), events.Any, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m events.Store = newMeteredStore(st, st)
+	pv, ok := m.(progressVerifier)
+	if !ok {
+		t.Fatal("the metered store hides VerifyProgress")
+	}
+	var last events.Head
+	head, err := pv.VerifyProgress(t.Context(), func(h events.Head) { last = h })
+	if err != nil || head.Position != n || last.Position == 0 {
+		t.Fatalf("VerifyProgress = %+v, %v; last progress %+v", head, err, last)
 	}
 }

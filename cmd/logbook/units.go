@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/logbook-fleet/logbook/actors/unit"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
 
@@ -179,6 +180,9 @@ enrolment token (logbook unit enrol-token) for the unit's agent.`,
 		Args: exactArgs("UNIT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseKeyValues("--label", labels)
+			if err == nil {
+				err = checkUnitLabels(m, nil)
+			}
 			if err != nil {
 				return newUsageError(cmd, err)
 			}
@@ -212,6 +216,9 @@ func newUnitLabelCommand(a *app) *cobra.Command {
 		Args: checkedArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ch, err := parseLabelChanges(args[1:])
+			if err == nil {
+				err = checkUnitLabels(ch.Set, ch.Remove)
+			}
 			if err != nil {
 				return newUsageError(cmd, err)
 			}
@@ -370,4 +377,21 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// checkUnitLabels checks labels to set and keys to remove with the unit
+// entity's own rule, so a bad label is a usage error here rather than a
+// refusal from the server.
+func checkUnitLabels(set map[string]string, remove []string) error {
+	for _, k := range sortedKeys(set) {
+		if err := unit.ValidateLabel(k, set[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range remove {
+		if err := unit.ValidateLabel(k, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
