@@ -81,6 +81,9 @@ type Store struct {
 	notify  chan struct{} // closed and replaced whenever durable advances
 	segs    []*segment    // every segment, in order; only ever appended to
 	failed  error         // set once a write or sync failed; appends refuse
+	// hasFailed mirrors failed != nil, so the append path checks it
+	// without taking mu (which readers contend for).
+	hasFailed atomic.Bool
 }
 
 // indexedState is what Append's caller-side id lookups may rely on: every

@@ -375,6 +375,9 @@ func (s *Store) lookupID(id uuid.UUID) (uint64, bool, error) {
 }
 
 func (s *Store) failure() error {
+	if !s.hasFailed.Load() {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failed
@@ -387,6 +390,7 @@ func (s *Store) fail(err error) {
 	defer s.mu.Unlock()
 	if s.failed == nil {
 		s.failed = err
+		s.hasFailed.Store(true)
 		s.cfg.logger.Error("event log failed; appends are refused until the store is reopened", "err", err)
 	}
 }
