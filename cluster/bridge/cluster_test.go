@@ -91,6 +91,10 @@ func TestServerCluster(t *testing.T) {
 
 func TestServerClusterConfigErrors(t *testing.T) {
 	cfg := DefaultServerConfig()
+	cfg.Cluster = &ServerCluster{Port: 0, Secret: "route-secret-0123456789"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster port 0") {
+		t.Errorf("Validate with route port 0 = %v; want it refused (peers list the port)", err)
+	}
 	cfg.Cluster = &ServerCluster{Port: 70000, Routes: []string{"nohostport"}, Secret: "short"}
 	err := cfg.Validate()
 	for _, want := range []string{"cluster port", "secret", "nohostport"} {

@@ -58,7 +58,8 @@ type ServerConfig struct {
 type ServerCluster struct {
 	// Name of the NATS cluster; the same on every node (default "logbook").
 	Name string
-	// Host and Port the server listens on for routes from other nodes.
+	// Host (default "0.0.0.0") and Port (fixed: the other nodes list it)
+	// the server listens on for routes from other nodes.
 	Host string
 	Port int
 	// Routes are the other nodes' route addresses, host:port.
@@ -69,8 +70,8 @@ type ServerCluster struct {
 
 func (c *ServerCluster) validate() error {
 	var errs []error
-	if c.Port < 0 || c.Port > 65535 {
-		errs = append(errs, fmt.Errorf("cluster port %d: want 0-65535", c.Port))
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("cluster port %d: want 1-65535 (the other nodes list it in their routes)", c.Port))
 	}
 	if len(c.Secret) < 16 {
 		errs = append(errs, errors.New("cluster secret: at least 16 characters, the same on every node"))
@@ -195,9 +196,6 @@ func StartServer(ctx context.Context, creds CredentialStore, cfg ServerConfig) (
 			chost = "0.0.0.0"
 		}
 		opts.Cluster = server.ClusterOpts{Name: name, Host: chost, Port: c.Port, Username: routeUser, Password: c.Secret}
-		if c.Port == 0 {
-			opts.Cluster.Port = -1
-		}
 		for _, r := range c.Routes {
 			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", User: url.UserPassword(routeUser, c.Secret), Host: r})
 		}

@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/logbook-fleet/logbook/api"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
 
 // roles are the API token roles.
-var roles = []string{"admin", "operator", "read", "ingest"}
+var roles = []string{api.RoleAdmin, api.RoleOperator, api.RoleRead, api.RoleIngest}
 
 func newTokenCommand(a *app) *cobra.Command {
 	return newGroup("token", "Create, list and revoke API tokens",
@@ -36,7 +38,7 @@ func newTokenCreateCommand(a *app) *cobra.Command {
   TOKEN=$(logbook token create ship-ingest --role ingest -o json | jq -r .token)`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !contains(roles, role) {
+			if !slices.Contains(roles, role) {
 				return usageErrorf(cmd, "--role %q: want one of %s", role, strings.Join(roles, ", "))
 			}
 			secs, err := seconds("--ttl", time.Duration(ttl))
@@ -66,15 +68,6 @@ func newTokenCreateCommand(a *app) *cobra.Command {
 	c.Flags().StringVar(&role, "role", "", "role: admin, operator, read or ingest (required)")
 	c.Flags().Var(&ttl, "ttl", "how long the token is valid, e.g. 24h or 90d (default: no expiry)")
 	return c
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func newTokenLsCommand(a *app) *cobra.Command {
