@@ -195,7 +195,7 @@ func (s *Store) resume(head events.Head, i int, off int64) error {
 	}
 	seg.size.Store(-1)
 	s.w = writer{
-		f: f, seg: seg, off: off, lastIdx: -1,
+		f: f, seg: seg, off: off, lastIdx: -1, zeroed: min(extendable(f), off),
 		nextPos: head.Position + 1, last: head.Hash,
 		streams: make(map[string]uint64),
 	}
@@ -209,7 +209,7 @@ func (s *Store) startEmpty() error {
 		return err
 	}
 	s.w = writer{
-		f: f, seg: seg, off: segmentHeaderLen, lastIdx: -1, nextPos: 1,
+		f: f, seg: seg, off: segmentHeaderLen, lastIdx: -1, nextPos: 1, zeroed: extendable(f),
 		streams: make(map[string]uint64),
 	}
 	s.durable = durableState{end: loc{1, segmentHeaderLen}}

@@ -85,47 +85,81 @@ func TestTornTailIsTruncated(t *testing.T) {
 	for i := range evs {
 		evs[i].Stream, evs[i].Position, evs[i].Version = "unit-u9", head.Position+1+uint64(i), uint64(i)+1
 	}
+	// A frame ending in a zero byte, cut before it and written over zeros,
+	// would be whole again.
+	evs[len(evs)-1].Metadata.Principal = "operator"
 	torn = appendFrame(torn, head.Hash, evs)
-	for _, cut := range []int{3, frameHeaderLen, len(torn) / 2, len(torn) - 1} {
-		t.Run(fmt.Sprintf("cut%d", cut), func(t *testing.T) {
-			if err := os.WriteFile(seg, append(bytes.Clone(good), torn[:cut]...), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			s := mustOpen(t, dir)
-			defer s.Close()
-			if h, _ := s.Head(context.Background()); h != head {
-				t.Fatalf("head after recovery = %d, want %d", h.Position, head.Position)
-			}
-			if got := readAllPositions(t, s); len(got) != 10 {
-				t.Fatalf("read %d events, want 10", len(got))
-			}
-			if _, err := s.Verify(context.Background()); err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
-			// The log goes on after the cut.
-			r, err := s.Append(context.Background(), "unit-u9", events.NoStream, newEvents(2, "after")...)
-			if err != nil || r.FirstPosition != 11 {
-				t.Fatalf("Append after recovery = %+v, %v; want first position 11", r, err)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s2 := mustOpen(t, dir)
-			defer s2.Close()
-			if got := readAllPositions(t, s2); len(got) != 12 {
-				t.Fatalf("after reopen read %d events, want 12", len(got))
-			}
-			if _, err := s2.Verify(context.Background()); err != nil {
-				t.Fatalf("Verify after reopen: %v", err)
-			}
-			// Restore the pre-append state for the next cut.
-			s2.Close()
-			os.RemoveAll(filepath.Join(dir, "index"))
-			if err := os.WriteFile(seg, good, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		})
+	end := framesEnd(t, good)
+	// The torn frame lands in the zeros written ahead of the frames (see
+	// zeroChunk), or at the end of a file without them.
+	for _, ahead := range []bool{true, false} {
+		for _, cut := range []int{3, frameHeaderLen, len(torn) / 2, len(torn) - 1} {
+			t.Run(fmt.Sprintf("zeros=%v/cut%d", ahead, cut), func(t *testing.T) {
+				file := append(bytes.Clone(good[:end]), torn[:cut]...)
+				if ahead {
+					file = bytes.Clone(good)
+					if len(file) < end+cut {
+						t.Fatalf("segment of %d bytes has no zeros written ahead of its frames (end %d)", len(file), end)
+					}
+					copy(file[end:], torn[:cut])
+				}
+				if err := os.WriteFile(seg, file, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				s := mustOpen(t, dir)
+				defer s.Close()
+				if h, _ := s.Head(context.Background()); h != head {
+					t.Fatalf("head after recovery = %d, want %d", h.Position, head.Position)
+				}
+				if got := readAllPositions(t, s); len(got) != 10 {
+					t.Fatalf("read %d events, want 10", len(got))
+				}
+				if _, err := s.Verify(context.Background()); err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				// The log goes on after the cut.
+				r, err := s.Append(context.Background(), "unit-u9", events.NoStream, newEvents(2, "after")...)
+				if err != nil || r.FirstPosition != 11 {
+					t.Fatalf("Append after recovery = %+v, %v; want first position 11", r, err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s2 := mustOpen(t, dir)
+				defer s2.Close()
+				if got := readAllPositions(t, s2); len(got) != 12 {
+					t.Fatalf("after reopen read %d events, want 12", len(got))
+				}
+				if _, err := s2.Verify(context.Background()); err != nil {
+					t.Fatalf("Verify after reopen: %v", err)
+				}
+				// Restore the pre-append state for the next cut.
+				s2.Close()
+				os.RemoveAll(filepath.Join(dir, "index"))
+				if err := os.WriteFile(seg, good, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 	}
+}
+
+// framesEnd returns where the frames of a segment's contents end: at the
+// first zero frame length, or the end of data.
+func framesEnd(t *testing.T, data []byte) int {
+	t.Helper()
+	off := segmentHeaderLen
+	for off+frameHeaderLen <= len(data) {
+		n := frameLen(data[off:])
+		if n == 0 {
+			break
+		}
+		if off+n > len(data) {
+			t.Fatalf("frame at %d runs past the end (%d bytes)", off, n)
+		}
+		off += n
+	}
+	return off
 }
 
 func TestVerifyNamesFlippedByte(t *testing.T) {
@@ -255,7 +289,13 @@ func TestLogShorterThanIndexFailsOpen(t *testing.T) {
 	s.Close()
 	seg := segmentFiles(t, dir)[0]
 	data, _ := os.ReadFile(seg)
-	if err := os.WriteFile(seg, data[:len(data)-40], 0o644); err != nil {
+	// The active segment is zero-filled ahead of its frames (see
+	// zeroChunk): cut into the frames, not the zeros.
+	end := len(bytes.TrimRight(data, "\x00"))
+	if end == len(data) {
+		t.Fatalf("segment of %d bytes has no zeros written ahead", len(data))
+	}
+	if err := os.WriteFile(seg, data[:end-40], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Open(context.Background(), dir)
@@ -291,4 +331,103 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	if _, err := Open(context.Background(), dir); err == nil {
 		t.Fatal("second Open of the same directory succeeded")
 	}
+}
+
+// Sealed segments hold frames only: the zeros written ahead of the active
+// segment's frames are cut off when it is sealed.
+func TestSealedSegmentsEndAtTheirLastFrame(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, WithSegmentSize(4096))
+	fill(t, s, 60)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs := segmentFiles(t, dir)
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want several", len(segs))
+	}
+	for i, seg := range segs {
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := framesEnd(t, data)
+		if last := i == len(segs)-1; !last && end != len(data) {
+			t.Errorf("sealed segment %s: %d bytes after its frames end at %d", filepath.Base(seg), len(data)-end, end)
+		} else if last && len(data) < end+zeroChunk/2 {
+			t.Errorf("active segment %s: %d bytes, frames end at %d: no zeros written ahead", filepath.Base(seg), len(data), end)
+		}
+	}
+}
+
+// A crash between sealing a segment and cutting its zeros off (the next
+// segment exists, with no frame yet): recovery keeps every frame, drops the
+// zeros and the empty segment, and the log goes on.
+func TestCrashWhileSealingSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, WithSegmentSize(4096))
+	fill(t, s, 40)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs := segmentFiles(t, dir)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments, want at least 2", len(segs))
+	}
+	// The last sealed segment keeps zeros after its frames, and the one
+	// after it holds only its header; the index never saw the latter.
+	sealed, next := segs[len(segs)-2], segs[len(segs)-1]
+	data, err := os.ReadFile(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, seg := range segs[:len(segs)-1] {
+		d, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want += countFrames(t, d)
+	}
+	if err := os.WriteFile(sealed, append(data, make([]byte, zeroChunk)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := os.ReadFile(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(next, hdr[:segmentHeaderLen], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+
+	s = mustOpen(t, dir, WithSegmentSize(4096))
+	defer s.Close()
+	if got := readAllPositions(t, s); len(got) != want {
+		t.Fatalf("read %d events after recovery, want %d", len(got), want)
+	}
+	if _, err := s.Verify(context.Background()); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if got := segmentFiles(t, dir); len(got) != len(segs)-1 {
+		t.Fatalf("%d segments after recovery, want %d (the empty one removed)", len(got), len(segs)-1)
+	}
+	fill(t, s, 30)
+	if got := readAllPositions(t, s); len(got) != want+30 {
+		t.Fatalf("read %d events after appending, want %d", len(got), want+30)
+	}
+}
+
+// countFrames counts the frames of a segment's contents (one event each in
+// these tests).
+func countFrames(t *testing.T, data []byte) int {
+	t.Helper()
+	n, off := 0, segmentHeaderLen
+	for off < framesEnd(t, data) {
+		off += frameLen(data[off:])
+		n++
+	}
+	return n
 }

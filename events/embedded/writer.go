@@ -93,6 +93,10 @@ type writer struct {
 	seg     *segment
 	off     int64 // where the next frame goes in seg
 	lastIdx int64 // offset of the last 'P' index entry in seg, -1 if none
+	// zeroed is where the zero-filled, synced part of the active segment
+	// ends (see extend); 0 when the file cannot be truncated and so is
+	// never extended ahead of its frames.
+	zeroed int64
 }
 
 type recentEvent struct {
@@ -565,12 +569,13 @@ func (s *Store) write(g *batch) {
 func (s *Store) writeFrames(g *batch) error {
 	w := &s.w
 	if w.off > segmentHeaderLen && w.off+int64(len(g.buf)) > s.cfg.segmentSize {
+		end := w.off
 		sealed, err := s.roll(g.refs[0].req.evs[0].Position)
 		if err != nil {
 			return err
 		}
-		if err := errors.Join(sealed.SyncData(), sealed.Close()); err != nil {
-			return fmt.Errorf("sync sealed segment: %w", err)
+		if err := errors.Join(sealSegment(sealed, end), sealed.Close()); err != nil {
+			return fmt.Errorf("seal segment: %w", err)
 		}
 	}
 	g.frames = make([]indexedFrame, len(g.refs))
@@ -586,6 +591,9 @@ func (s *Store) writeFrames(g *batch) error {
 			firstVersion: r.res.FirstVersion, firstPos: r.res.FirstPosition,
 			frame: loc{w.seg.first, off}, frameLen: uint32(fr.end - fr.start),
 		}}
+	}
+	if err := s.extend(w.off + int64(len(g.buf))); err != nil {
+		return err
 	}
 	_, err := w.f.WriteAt(g.buf, w.off)
 	s.stats.writes.Add(1)
@@ -615,7 +623,72 @@ func (s *Store) roll(first uint64) (vfs.File, error) {
 	w.seg.size.Store(w.off)
 	sealed := w.f
 	w.f, w.seg, w.off, w.lastIdx = f, seg, segmentHeaderLen, -1
+	w.zeroed = extendable(f)
 	return sealed, nil
+}
+
+// zeroChunk is how far ahead of its frames the active segment is filled
+// with zeros. Syncing a write that grows a file also commits the new size
+// to the file system's journal; syncing a write over blocks that are
+// already allocated and durable does not. On ext4 here that halves the time
+// of a group's fdatasync (test/bench append, and a raw probe: 64 records
+// of 256 B per sync took 237 us growing the file and 123 us within zeros
+// written ahead 256 KiB at a time). The zeros cost one extra write of each
+// block, in the background of the disk's work.
+//
+// A zero frame length ends the written part of a segment, so recovery
+// reads the zeros as the end of the log (see truncateTail); a sealed
+// segment is cut back to its last frame before the next one receives any
+// (sealSegment), so readers never meet zeros inside the log.
+const zeroChunk = 256 << 10
+
+var zeros [zeroChunk]byte
+
+// extend makes sure the active segment is zero-filled up to at least end
+// before frames are written there: when end passes the zeroed part, it
+// writes the next chunk of zeros after end. The group's own sync then
+// makes the zeros and the file's new size durable with its frames, so
+// later groups sync within allocated blocks.
+func (s *Store) extend(end int64) error {
+	w := &s.w
+	if w.zeroed == 0 || end <= w.zeroed {
+		return nil
+	}
+	from := max(w.zeroed, end)
+	if _, err := w.f.WriteAt(zeros[:], from); err != nil {
+		return fmt.Errorf("extend segment: %w", err)
+	}
+	w.zeroed = from + zeroChunk
+	return nil
+}
+
+// truncater is a file that can be cut to a size: the OS's files can,
+// Pebble's in-memory ones cannot.
+type truncater interface{ Truncate(size int64) error }
+
+// extendable returns where the zeroed part of a new segment file starts
+// (its header's end), or 0 when f cannot be truncated: zeros written
+// ahead could not be cut off when the segment is sealed.
+func extendable(f vfs.File) int64 {
+	if _, ok := f.(truncater); ok {
+		return segmentHeaderLen
+	}
+	return 0
+}
+
+// sealSegment cuts a full segment back to end, its last frame's end
+// (dropping the zeros written ahead), and syncs it. A crash before this is
+// durable leaves zeros after the sealed segment's frames; recovery then
+// finds the next segment empty (no frame is written to it before this
+// returns), cuts the zeros and removes it.
+func sealSegment(f vfs.File, end int64) error {
+	if t, ok := f.(truncater); ok {
+		if err := t.Truncate(end); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
+	return f.SyncData()
 }
 
 // createSegment creates and registers a segment file starting at first,
