@@ -18,6 +18,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logbook-fleet/logbook/events"
@@ -108,7 +109,7 @@ func (n *Node) open(ctx context.Context) error {
 	if cfg.walSegmentSize > 0 {
 		segSize = cfg.walSegmentSize
 	}
-	if n.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.meta), raftwal.WithSegmentSize(segSize), raftwal.WithLogger(hlog.Named("wal"))); err != nil {
+	if n.wal, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.meta), raftwal.WithSegmentFiler(segment.NewFiler(walDir, newWALFS())), raftwal.WithSegmentSize(segSize), raftwal.WithLogger(hlog.Named("wal"))); err != nil {
 		return fmt.Errorf("raft log: %w", err)
 	}
 	if n.snaps, err = hraft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, hlog.Named("snapshots")); err != nil {
