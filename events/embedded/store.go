@@ -48,6 +48,7 @@ type Store struct {
 	leaders        sync.WaitGroup // group leaders that have not finished
 	lingerTimer    *time.Timer    // the leader's that is lingering
 	synced         chan *batch    // leaders -> indexLoop, in group order
+	syncing        chan struct{}  // leaders -> indexLoop: a sync started
 	// outstanding counts appends (Append calls, AppendBatch entries) that
 	// have not returned; see linger.
 	outstanding atomic.Int64
@@ -133,6 +134,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		fs:      cfg.fs,
 		dir:     dir,
 		synced:  make(chan *batch, 64),
+		syncing: make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		notify:  make(chan struct{}),
 	}
