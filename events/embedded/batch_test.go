@@ -26,7 +26,7 @@ func TestAppendBatch(t *testing.T) {
 	batches := [][]BatchAppend{
 		{
 			{Stream: "unit-a", Expect: events.NoStream, Events: first},
-			{Stream: "unit-a", Expect: events.Exactly(2), Events: stamp(newEvents(1, "a3"))},  // sees the first
+			{Stream: "unit-a", Expect: events.Exactly(2), Events: stamp(newEvents(1, "a3"))},   // sees the first
 			{Stream: "unit-a", Expect: events.Exactly(1), Events: stamp(newEvents(1, "late"))}, // refused: version 3 now
 			{Stream: "bad stream", Expect: events.Any, Events: stamp(newEvents(1, "bad"))},     // invalid
 			{Stream: "unit-b", Expect: events.Any, Events: stamp(newEvents(3, "b"))},
