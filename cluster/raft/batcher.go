@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -42,25 +43,37 @@ type batcher struct {
 	quit      <-chan struct{} // closed when the node starts closing
 	stopped   <-chan struct{} // closed once raft has shut down
 	wg        sync.WaitGroup
+
+	outstanding atomic.Int64 // events submitted and not yet answered
+	lingerTimer *time.Timer  // run's
 }
 
 func newBatcher(r *hraft.Raft, cfg Config, quit, stopped <-chan struct{}) *batcher {
 	return &batcher{
-		raft:      r,
-		in:        make(chan *proposal, 1024),
-		inflight:  make(chan struct{}, cfg.MaxInflight),
-		maxEvents: cfg.MaxBatchEvents,
-		maxBytes:  cfg.MaxBatchBytes,
-		timeout:   cfg.CallTimeout,
-		quit:      quit,
-		stopped:   stopped,
+		raft:        r,
+		in:          make(chan *proposal, 1024),
+		inflight:    make(chan struct{}, cfg.MaxInflight),
+		maxEvents:   cfg.MaxBatchEvents,
+		maxBytes:    cfg.MaxBatchBytes,
+		timeout:     cfg.CallTimeout,
+		quit:        quit,
+		stopped:     stopped,
+		lingerTimer: stoppedTimer(),
 	}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 // submit proposes enc and waits for its outcome. Once the proposal is
 // handed over, a ctx that ends makes the outcome unknown.
 func (b *batcher) submit(ctx context.Context, enc []byte, nevents int) proposalResult {
 	p := &proposal{enc: enc, events: nevents, done: make(chan proposalResult, 1)}
+	b.outstanding.Add(int64(nevents))
+	defer b.outstanding.Add(-int64(nevents))
 	select {
 	case b.in <- p:
 	case <-ctx.Done():
@@ -99,7 +112,8 @@ func (b *batcher) run() {
 		}
 		props := []*proposal{first}
 		nevents, nbytes := first.events, len(first.enc)
-		full := func() bool { return nevents >= b.maxEvents || nbytes >= b.maxBytes }
+		share := b.share()
+		full := func() bool { return nevents >= share || nbytes >= b.maxBytes }
 		add := func(p *proposal) {
 			props = append(props, p)
 			nevents += p.events
@@ -115,6 +129,9 @@ func (b *batcher) run() {
 			default:
 				break drain
 			}
+		}
+		if !full() {
+			b.linger(add, full)
 		}
 	slot:
 		for {
@@ -134,6 +151,42 @@ func (b *batcher) run() {
 			}
 		}
 		b.propose(props, nbytes)
+	}
+}
+
+// share is how many events the entry being formed waits for: an equal
+// share of the appends outstanding (submitted and not yet answered) per
+// in-flight slot. Appenders come back in bursts, as each entry is answered
+// together; without a share, the first entry to find a free slot took all
+// of a burst, and the few appends that came back later went as entries of
+// one or two events, each holding a slot and paying a whole raft round
+// trip. Equal entries keep the raft pipeline (the leader's disk, the
+// followers' disks, the commit) busy with about as many events each.
+func (b *batcher) share() int {
+	k := int64(cap(b.inflight))
+	n := (b.outstanding.Load() + k - 1) / k
+	return int(max(1, min(n, int64(b.maxEvents))))
+}
+
+// lingerFor bounds how long an entry that has not its share waits for more
+// appends: about as long as appenders take to come back after an answer.
+const lingerFor = 200 * time.Microsecond
+
+// linger takes arriving proposals into the entry until it is full or
+// lingerFor has passed.
+func (b *batcher) linger(add func(*proposal), full func() bool) {
+	t := b.lingerTimer
+	t.Reset(lingerFor)
+	defer t.Stop()
+	for !full() {
+		select {
+		case p := <-b.in:
+			add(p)
+		case <-t.C:
+			return
+		case <-b.quit:
+			return
+		}
 	}
 }
 
