@@ -281,26 +281,11 @@ func (s *Server) notifyChannel(ctx context.Context, ch, rel string, position uin
 // ctx ends or fanOutWait passes, whichever is first. Waiting is best
 // effort: callers go on with what the read model has.
 func (s *Server) waitModel(ctx context.Context, model string, position uint64) {
-	if position == 0 {
-		return
-	}
-	deadline := time.NewTimer(fanOutWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		st, ok := s.d.Runner.Status(model)
-		if !ok || st.Checkpoint >= position {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			s.d.Logger.WarnContext(ctx, "api: read model lags; going on with what it has",
-				"model", model, "checkpoint", st.Checkpoint, "position", position)
-			return
-		case <-ctx.Done():
-			return
-		}
+	wctx, cancel := context.WithTimeout(ctx, fanOutWait)
+	defer cancel()
+	if err := s.d.Runner.WaitPosition(wctx, model, position); err != nil && ctx.Err() == nil {
+		st, _ := s.d.Runner.Status(model)
+		s.d.Logger.WarnContext(ctx, "api: read model lags; going on with what it has",
+			"model", model, "checkpoint", st.Checkpoint, "position", position, "err", err)
 	}
 }

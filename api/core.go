@@ -162,24 +162,14 @@ func (s *Server) usableRelease(ctx context.Context, field, version string) (*log
 	return st, nil
 }
 
-// modelError explains a read model's readiness error: Unavailable "read
-// model X is catching up: N of M", so the caller knows to retry.
+// modelError passes a read model's readiness error on, named for the
+// API, as Unavailable (see codes): the runner's message (see
+// projections.Runner.Ready) already says where the read model is.
 func (s *Server) modelError(model string, err error) error {
 	if !errors.Is(err, projections.ErrNotReady) {
 		return err
 	}
-	msg := fmt.Sprintf("read model %s is not ready yet; retry shortly", model)
-	if st, ok := s.d.Runner.Status(model); ok {
-		switch st.State {
-		case projections.StateStopped:
-			msg = fmt.Sprintf("read model %s stopped (%v); see ListProjections", model, st.LastError)
-		case projections.StateRetrying:
-			msg = fmt.Sprintf("read model %s is retrying after an error (%v): at position %d of %d", model, st.LastError, st.Checkpoint, max(st.StartHead, st.Head))
-		default:
-			msg = fmt.Sprintf("read model %s is catching up: %d of %d; retry shortly", model, st.Checkpoint, max(st.StartHead, st.Head))
-		}
-	}
-	return &apiError{kind: projections.ErrNotReady, msg: msg, err: err}
+	return fmt.Errorf("read model %s: %w", model, err)
 }
 
 // pageLimit validates a page size: 0 means readmodel.DefaultLimit.

@@ -2,12 +2,15 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 
 	"connectrpc.com/connect"
 
 	"github.com/logbook-fleet/logbook/events"
+	"github.com/logbook-fleet/logbook/projections"
+	"github.com/logbook-fleet/logbook/projections/readmodel"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
 
@@ -350,8 +353,16 @@ func TestReadModelNotReady(t *testing.T) {
 	e := newEnv(t, func(ctx context.Context, store events.Store) {
 		appendRaw(ctx, t, store, "unit-broken", &logbookv1.UnitRegistered{}, []byte{0xff, 0xff, 0xff})
 	})
+	if err := e.runner.WaitReady(e.ctx, readmodel.FleetName); !errors.Is(err, projections.ErrStopped) {
+		t.Fatalf("WaitReady = %v, want ErrStopped", err)
+	}
 	_, err := e.units.ListUnits(e.ctx, connect.NewRequest(&logbookv1.ListUnitsRequest{}))
-	wantContains(t, wantCode(t, err, connect.CodeUnavailable), "read model fleet")
+	msg := wantCode(t, err, connect.CodeUnavailable)
+	// The runner's message as it is, cause included.
+	if want := "read model fleet: " + e.runner.Ready(readmodel.FleetName).Error(); msg != want {
+		t.Errorf("message %q, want %q", msg, want)
+	}
+	wantContains(t, msg, "(stopped: ", "unit-broken")
 
 	resp, body := e.httpJSON("/logbook.v1.UnitService/ListUnits", e.admin, `{}`)
 	if resp.StatusCode != http.StatusServiceUnavailable {

@@ -57,7 +57,8 @@
 //
 // Readiness: a projection is not ready (Ready returns ErrNotReady) until it
 // has caught up to the head of the log seen at Start; WaitReady blocks
-// until then.
+// until then. WaitPosition blocks until a projection has applied the log up
+// to a given position, such as that of an append the caller just made.
 //
 // Rebuild and hot swap: bumping Version builds the new version from
 // position 1 into its own tables while the sink keeps serving the current

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/logbook-fleet/logbook/events"
 	"github.com/logbook-fleet/logbook/events/embedded"
 	"github.com/logbook-fleet/logbook/projections"
 	"github.com/logbook-fleet/logbook/projections/sinktest"
@@ -142,5 +143,116 @@ func TestGenerations(t *testing.T) {
 	p := sinktest.Counter("counts", projections.MaxVersion+1, sinktest.CounterOptions{})
 	if _, err := projections.Start(ctx, st, sink, []projections.Projection{p}); err == nil {
 		t.Fatalf("Start accepted version %d", p.Version)
+	}
+}
+
+func TestWaitPosition(t *testing.T) {
+	ctx := t.Context()
+	st, err := embedded.Open(ctx, "x", embedded.InMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sink, err := sqlite.Open(ctx, sqlite.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	sinktest.MustAppendCounters(t, ctx, st, 3, 10, 1)
+	r, err := projections.Start(ctx, st, sink, []projections.Projection{sinktest.Counter("counts", 1, sinktest.CounterOptions{})},
+		projections.WithLogger(sinktest.QuietLogger()), projections.WithPollInterval(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wait := func(ctx context.Context, position uint64) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- r.WaitPosition(ctx, "counts", position) }()
+		return done
+	}
+
+	// Already reached, at and before the checkpoint.
+	if err := r.WaitReady(ctx, "counts"); err != nil {
+		t.Fatal(err)
+	}
+	for _, pos := range []uint64{0, 5, 10} {
+		if err := r.WaitPosition(ctx, "counts", pos); err != nil {
+			t.Errorf("WaitPosition(%d) at checkpoint 10 = %v", pos, err)
+		}
+	}
+
+	// Reached later: a selected event, then one the filter skips (the
+	// checkpoint moves over it at a poll).
+	selected, other := wait(ctx, 12), wait(ctx, 13)
+	sinktest.MustAppendCounters(t, ctx, st, 3, 2, 100)
+	if err := <-selected; err != nil {
+		t.Fatalf("WaitPosition(12) = %v", err)
+	}
+	if s, _ := r.Status("counts"); s.Checkpoint < 12 {
+		t.Fatalf("WaitPosition(12) returned at checkpoint %d", s.Checkpoint)
+	}
+	if _, err := st.Append(ctx, "other-a", events.Any, sinktest.CounterEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-other; err != nil {
+		t.Fatalf("WaitPosition(13), an event the filter skips = %v", err)
+	}
+	if s, _ := r.Status("counts"); s.Checkpoint < 13 {
+		t.Fatalf("WaitPosition(13) returned at checkpoint %d", s.Checkpoint)
+	}
+
+	// ctx ends first.
+	cctx, cancel := context.WithCancel(ctx)
+	canceled := wait(cctx, 1000)
+	cancel()
+	if err := <-canceled; !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitPosition with ctx canceled = %v, want context.Canceled", err)
+	}
+
+	if err := r.WaitPosition(ctx, "nope", 1); !errors.Is(err, projections.ErrUnknownProjection) {
+		t.Errorf("WaitPosition(nope) = %v, want ErrUnknownProjection", err)
+	}
+
+	// The runner closes first; a position it had reached still answers nil.
+	closed := wait(ctx, 1000)
+	r.Close()
+	if err := <-closed; !errors.Is(err, projections.ErrClosed) {
+		t.Errorf("WaitPosition when the runner closes = %v, want ErrClosed", err)
+	}
+	if err := r.WaitPosition(ctx, "counts", 13); err != nil {
+		t.Errorf("WaitPosition(13) after Close = %v", err)
+	}
+}
+
+func TestWaitPositionStopped(t *testing.T) {
+	ctx := t.Context()
+	st, err := embedded.Open(ctx, "x", embedded.InMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sink, err := sqlite.Open(ctx, sqlite.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	sinktest.MustAppendCounters(t, ctx, st, 3, 10, 1)
+	bad := sinktest.CounterEvent(0)
+	bad.Data = []byte{0xff, 0xff, 0xff} // not a valid Int64Value: poison
+	if _, err := st.Append(ctx, "counter-s0", events.Any, bad); err != nil {
+		t.Fatal(err)
+	}
+	r, err := projections.Start(ctx, st, sink, []projections.Projection{sinktest.Counter("counts", 1, sinktest.CounterOptions{})},
+		projections.WithLogger(sinktest.QuietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var ee *projections.EventError
+	if err := r.WaitPosition(ctx, "counts", 11); !errors.Is(err, projections.ErrStopped) || !errors.As(err, &ee) || ee.Position != 11 {
+		t.Errorf("WaitPosition past a poison event = %v, want ErrStopped and the cause at position 11", err)
+	}
+	if err := r.WaitPosition(ctx, "counts", 10); err != nil {
+		t.Errorf("WaitPosition before the poison event = %v", err)
 	}
 }

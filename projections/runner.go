@@ -129,7 +129,9 @@ func (r *Runner) Statuses() []Status {
 
 // Ready returns nil when the named projection can serve reads (see
 // Status.Ready), an error wrapping ErrNotReady when it cannot yet, and
-// ErrUnknownProjection for a name the Runner does not run.
+// ErrUnknownProjection for a name the Runner does not run. The
+// ErrNotReady message says where the projection is and, when it is
+// retrying or stopped, why; APIs pass it on as it is.
 func (r *Runner) Ready(name string) error {
 	pr, ok := r.byName[name]
 	if !ok {
@@ -139,7 +141,13 @@ func (r *Runner) Ready(name string) error {
 	if st.Ready {
 		return nil
 	}
-	return fmt.Errorf("%w: %s v%d at position %d of %d (%s)", ErrNotReady, st.Name, st.Version, st.Checkpoint, st.StartHead, st.State)
+	state := string(st.State)
+	if st.State == StateStopped || st.State == StateRetrying {
+		// %v: the cause is for people; in the chain its sentinels would
+		// pass for the caller's own error.
+		state = fmt.Sprintf("%s: %v", st.State, st.LastError)
+	}
+	return fmt.Errorf("%w: %s v%d at position %d of %d (%s)", ErrNotReady, st.Name, st.Version, st.Checkpoint, st.StartHead, state)
 }
 
 // WaitReady blocks until the named projection is ready (nil), ctx is done
@@ -164,6 +172,43 @@ func (r *Runner) WaitReady(ctx context.Context, name string) error {
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// WaitPosition blocks until the named projection has applied the log up
+// to position (its Status.Checkpoint is at least position; a filtered
+// projection gets there over events it does not select at its next poll),
+// and returns nil. Otherwise it returns as WaitReady does: ctx.Err(), an
+// error wrapping ErrStopped and the cause, ErrClosed, or
+// ErrUnknownProjection. Readiness is not required: a caller that needs it
+// checks Ready.
+func (r *Runner) WaitPosition(ctx context.Context, name string, position uint64) error {
+	pr, ok := r.byName[name]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownProjection, name)
+	}
+	for {
+		cp, advanced := pr.position()
+		if cp >= position {
+			return nil
+		}
+		var err error
+		select {
+		case <-advanced:
+			continue
+		case <-pr.stopped:
+			err = fmt.Errorf("%w: %w", ErrStopped, pr.status().LastError)
+		case <-r.done:
+			err = ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The checkpoint no longer moves; its last commit may have
+		// reached position while the select picked the end.
+		if cp, _ := pr.position(); cp >= position {
+			return nil
+		}
+		return err
 	}
 }
 
@@ -197,6 +242,10 @@ type runner struct {
 	stopped chan struct{}
 	exited  chan struct{}
 
+	// advanced is closed and replaced, under mu, whenever st.Checkpoint
+	// changes: WaitPosition's wake-up.
+	advanced chan struct{}
+
 	// swaps carries a builder's request to switch to its generation to
 	// the live runner's goroutine (see handover).
 	swaps chan swap
@@ -208,8 +257,8 @@ type runner struct {
 }
 
 func newRunner(r *Runner, p Projection, live *runner) *runner {
-	pr := &runner{r: r, p: p, live: live, ready: make(chan struct{}), stopped: make(chan struct{}),
-		exited: make(chan struct{}), swaps: make(chan swap)}
+	pr := &runner{r: r, p: p, live: live, advanced: make(chan struct{}), ready: make(chan struct{}),
+		stopped: make(chan struct{}), exited: make(chan struct{}), swaps: make(chan swap)}
 	pr.st = Status{Name: p.Name, Version: p.Version, State: StateStarting}
 	return pr
 }
@@ -231,8 +280,21 @@ func (pr *runner) status() Status {
 
 func (pr *runner) update(fn func(st *Status)) {
 	pr.mu.Lock()
+	cp := pr.st.Checkpoint
 	fn(&pr.st)
+	if pr.st.Checkpoint != cp {
+		close(pr.advanced)
+		pr.advanced = make(chan struct{})
+	}
 	pr.mu.Unlock()
+}
+
+// position returns the checkpoint and the channel closed when it next
+// changes.
+func (pr *runner) position() (uint64, <-chan struct{}) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.st.Checkpoint, pr.advanced
 }
 
 func (pr *runner) log() *slog.Logger {
