@@ -19,6 +19,8 @@ type command struct {
 	msg   proto.Message
 	md    events.Metadata
 	reply chan reply // buffered 1: the entity never blocks on it
+	// noState: the caller does not want Result.State (ExecuteNoState).
+	noState bool
 	// state moves from queued to started (by the entity) or to
 	// abandoned (by a caller whose ctx ended), exactly once.
 	state atomic.Int32
@@ -152,7 +154,7 @@ func (a *entityActor) execute(c *command) (Result, error) {
 			return Result{}, err
 		}
 		if c.msg == nil {
-			res.Version, res.State = a.version, proto.Clone(a.state)
+			res.Version, res.State = a.version, a.stateCopy(c)
 			return res, nil
 		}
 		res.Attempts = attempt
@@ -162,7 +164,7 @@ func (a *entityActor) execute(c *command) (Result, error) {
 			return Result{}, fmt.Errorf("actors: %s refused %s: %w", e.stream, c.msg.ProtoReflect().Descriptor().FullName(), err)
 		}
 		if len(decided) == 0 {
-			res.Version, res.State = a.version, proto.Clone(a.state)
+			res.Version, res.State = a.version, a.stateCopy(c)
 			return res, nil
 		}
 		evs := make([]events.Event, len(decided))
@@ -201,10 +203,19 @@ func (a *entityActor) execute(c *command) (Result, error) {
 			a.state = e.kind.Evolve(a.state, m)
 		}
 		a.version = ar.LastVersion
-		res.Version, res.State = a.version, proto.Clone(a.state)
+		res.Version, res.State = a.version, a.stateCopy(c)
 		res.Events, res.Appended = decided, ar
 		return res, nil
 	}
+}
+
+// stateCopy returns the copy of the state c's caller owns, nil when it
+// asked for none.
+func (a *entityActor) stateCopy(c *command) proto.Message {
+	if c.noState {
+		return nil
+	}
+	return proto.Clone(a.state)
 }
 
 // refresh makes state current: a full recovery when not loaded, a catch-up

@@ -32,6 +32,8 @@ type Host struct {
 	system *actor.ActorSystem
 	// supervisor restarts an entity whose Receive panicked, without limit.
 	supervisor actor.SupervisorStrategy
+	// pool runs the entities' mailboxes (see workerPool).
+	pool *workerPool
 
 	kindsMu sync.RWMutex
 	kinds   map[string]*kindInfo
@@ -129,6 +131,7 @@ func NewHost(store events.Store, opts ...Option) (*Host, error) {
 		cfg:        cfg,
 		system:     system,
 		supervisor: actor.NewRestartingStrategy(),
+		pool:       newWorkerPool(),
 		kinds:      make(map[string]*kindInfo),
 		seed:       maphash.MakeSeed(),
 	}
@@ -205,6 +208,20 @@ func (h *Host) Execute(ctx context.Context, stream string, cmd proto.Message, md
 		return Result{}, fmt.Errorf("actors: execute on %s: nil command", stream)
 	}
 	return h.request(ctx, stream, &command{msg: cmd, md: md})
+}
+
+// ExecuteNoState is Execute for a caller that does not use the state
+// after the command: the Result is the same except that State is nil.
+//
+// Copying the state is most of what a command allocates when the entity
+// keeps much of it (a unit keeps its pending and last finished commands),
+// and the edge link executes several commands per remote command only to
+// record what happened; that garbage set how often the GC ran under load.
+func (h *Host) ExecuteNoState(ctx context.Context, stream string, cmd proto.Message, md events.Metadata) (Result, error) {
+	if cmd == nil {
+		return Result{}, fmt.Errorf("actors: execute on %s: nil command", stream)
+	}
+	return h.request(ctx, stream, &command{msg: cmd, md: md, noState: true})
 }
 
 // Read returns the entity's current state (a copy) and version, activating
@@ -299,6 +316,7 @@ func (h *Host) spawn(stream string, kind *kindInfo, id string) *entity {
 	props := actor.PropsFromProducer(
 		func() actor.Actor { return &entityActor{host: h, e: e} },
 		actor.WithGuardian(h.supervisor),
+		actor.WithDispatcher(h.pool),
 	)
 	h.actors.Add(1)
 	h.live.Add(1)
@@ -381,6 +399,7 @@ func (h *Host) Close() error {
 		h.actors.Wait()
 		h.cancel()
 		h.system.Shutdown()
+		h.pool.close()
 	})
 	return nil
 }

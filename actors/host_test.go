@@ -705,3 +705,29 @@ func TestCatchUpSeesOtherWriters(t *testing.T) {
 		t.Fatalf("Execute with a failing barrier: %v", err)
 	}
 }
+
+func TestExecuteNoState(t *testing.T) {
+	st := mustStore(t)
+	host := mustHost(t, st, nil)
+	const stream = "counter-a"
+
+	res, err := host.ExecuteNoState(context.Background(), stream, add(5), events.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != nil || res.Version != 1 || len(res.Events) != 1 || res.Appended.LastVersion != 1 {
+		t.Fatalf("ExecuteNoState: %+v; want version 1, one event and no state", res)
+	}
+	// Nothing decided: still no state.
+	if res, err = host.ExecuteNoState(context.Background(), stream, add(0), events.Metadata{}); err != nil || res.State != nil || res.Version != 1 {
+		t.Fatalf("ExecuteNoState deciding nothing: %+v, %v", res, err)
+	}
+	// The entity evolved all the same.
+	res = mustExecute(t, host, stream, add(2))
+	if res.Version != 2 || count(t, res) != 7 {
+		t.Fatalf("Execute after ExecuteNoState: %+v", res)
+	}
+	if _, err := host.ExecuteNoState(context.Background(), stream, nil, events.Metadata{}); err == nil {
+		t.Fatal("ExecuteNoState with a nil command succeeded")
+	}
+}

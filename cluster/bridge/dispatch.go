@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"container/heap"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -63,10 +64,22 @@ type pendingCmd struct {
 // delivery state: at most one delivery in flight per unit, backing off
 // exponentially while the unit does not answer.
 type unitQueue struct {
+	name     string
 	cmds     []*pendingCmd
 	attempt  int
 	next     time.Time
 	inflight bool
+
+	// Scheduling bookkeeping (see dispatcher.schedule).
+	//
+	// wakeAt is when the unit next needs looking at (a backoff ends, a
+	// deadline or an expiry retry comes), zero when never; heapIdx is
+	// its index in the dispatcher's timer heap, -1 when not in it.
+	wakeAt  time.Time
+	heapIdx int
+	// dirty: in dispatcher.dirty. starved: in dispatcher.starved (it had
+	// something to start when MaxInFlight was reached).
+	dirty, starved bool
 }
 
 type outcomeKind int
@@ -110,6 +123,18 @@ type dispatcher struct {
 	byID     map[[2]string]*pendingCmd
 	lastPos  uint64
 	inflight int
+	// The units schedule must look at: dirty ones (something changed),
+	// starved ones (waiting for a free delivery slot) and, through
+	// timers, those whose wakeAt has come. Looking only at these keeps
+	// each step of the run loop proportional to what changed, not to
+	// the number of units with pending commands: a full scan per event
+	// made a backlog quadratic to drain, exactly when the dispatcher was
+	// already behind.
+	dirty   []*unitQueue
+	starved []*unitQueue
+	timers  wakeHeap
+	// jobs hands deliveries and expiries to idle workers (see start).
+	jobs chan func(context.Context) outcome
 	// caughtUp is set once the log as it was at start has been applied;
 	// nothing is scheduled before.
 	caughtUp bool
@@ -126,6 +151,7 @@ func newDispatcher(nc *nats.Conn, host *actors.Host, store events.Store, key ed2
 		units:    map[string]*unitQueue{},
 		byID:     map[[2]string]*pendingCmd{},
 		lastPos:  cfg.StartPosition,
+		jobs:     make(chan func(context.Context) outcome),
 	}
 }
 
@@ -164,6 +190,9 @@ func (d *dispatcher) follow(ctx context.Context) {
 					d.apply(<-d.updates)
 				}
 				d.caughtUp = true
+				for _, q := range d.units {
+					d.markDirty(q)
+				}
 			}
 			select {
 			case d.calls <- markCaughtUp:
@@ -226,6 +255,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		case u := <-d.wakes:
 			if q := d.units[u]; q != nil {
 				q.attempt, q.next = 0, time.Time{}
+				d.markDirty(q)
 			}
 		case f := <-d.calls:
 			f()
@@ -271,14 +301,16 @@ func (d *dispatcher) apply(ev events.Event) {
 		d.byID[k] = c
 		q := d.units[name]
 		if q == nil {
-			q = &unitQueue{}
+			q = &unitQueue{name: name, heapIdx: -1}
 			d.units[name] = q
 		}
 		q.cmds = append(q.cmds, c)
+		d.markDirty(q)
 		return
 	case *logbookv1.UnitCommandDelivered:
 		if c := d.byID[[2]string{name, m.GetCommandId()}]; c != nil {
 			c.delivered = true
+			d.markDirty(d.units[name])
 		}
 		return
 	case *logbookv1.UnitCommandSucceeded:
@@ -309,7 +341,27 @@ func (d *dispatcher) remove(unitName, id string) {
 		}
 	}
 	if len(q.cmds) == 0 && !q.inflight {
-		delete(d.units, unitName)
+		d.drop(q)
+		return
+	}
+	d.markDirty(q)
+}
+
+// drop forgets q, which has no command left and no delivery in flight.
+// The dirty and starved lists may still hold it; schedule skips units
+// that are no longer in d.units.
+func (d *dispatcher) drop(q *unitQueue) {
+	delete(d.units, q.name)
+	if q.heapIdx >= 0 {
+		heap.Remove(&d.timers, q.heapIdx)
+	}
+}
+
+// markDirty has the next schedule look at q.
+func (d *dispatcher) markDirty(q *unitQueue) {
+	if !q.dirty {
+		q.dirty = true
+		d.dirty = append(d.dirty, q)
 	}
 }
 
@@ -328,6 +380,9 @@ func (d *dispatcher) settle(o outcome) {
 			return
 		}
 		c.expireAt = now.Add(backoff(1, d.cfg.BackoffBase, d.cfg.BackoffMax))
+		if q != nil {
+			d.markDirty(q)
+		}
 		return
 	}
 	if q == nil {
@@ -349,60 +404,179 @@ func (d *dispatcher) settle(o outcome) {
 		d.logger.Debug("bridge: command not acknowledged; will redeliver", "unit", o.unit, "command", o.id, "attempt", q.attempt, "next", q.next, "err", o.err)
 	}
 	if len(q.cmds) == 0 {
-		delete(d.units, o.unit)
+		d.drop(q)
+		return
 	}
+	d.markDirty(q)
 }
 
 // schedule starts the deliveries and expiries that are due and returns how
-// long to wait before the next one is.
+// long to wait before the next one is. It looks only at the units that
+// may have something to do: those whose timer has come, those waiting for
+// a delivery slot (when one is free) and those marked dirty since the
+// last call.
 func (d *dispatcher) schedule(ctx context.Context) time.Duration {
 	now := d.now()
-	wake := now.Add(time.Hour)
+	for len(d.timers) > 0 && !d.timers[0].wakeAt.After(now) {
+		q := heap.Pop(&d.timers).(*unitQueue)
+		q.wakeAt = time.Time{}
+		d.markDirty(q)
+	}
+	// Units waiting for a slot, oldest first, only while slots are free:
+	// under a backlog each outcome frees one slot and costs one look, not
+	// a look at every waiting unit.
+	for len(d.starved) > 0 && d.inflight < d.cfg.MaxInFlight {
+		q := d.starved[0]
+		d.starved[0] = nil
+		d.starved = d.starved[1:]
+		q.starved = false
+		d.look(ctx, q, now)
+	}
+	// look marks nothing dirty, so the list does not grow under the loop.
+	for _, q := range d.dirty {
+		q.dirty = false
+		d.look(ctx, q, now)
+	}
+	clear(d.dirty)
+	d.dirty = d.dirty[:0]
+	if len(d.timers) == 0 {
+		return time.Hour
+	}
+	return max(d.timers[0].wakeAt.Sub(now), time.Millisecond)
+}
+
+// look starts what is due for unit q (its next delivery, expiries) as far
+// as MaxInFlight allows and sets q's timer to when it next needs looking
+// at.
+func (d *dispatcher) look(ctx context.Context, q *unitQueue, now time.Time) {
+	if d.units[q.name] != q {
+		return // dropped after it was listed
+	}
+	var wake time.Time
 	soon := func(t time.Time) {
-		if t.Before(wake) {
+		if wake.IsZero() || t.Before(wake) {
 			wake = t
 		}
 	}
-	for name, q := range d.units {
-		var head *pendingCmd
-		for _, c := range q.cmds {
-			if now.Before(c.deadline) {
-				soon(c.deadline)
-				if head == nil && !c.delivered {
-					head = c
-				}
-				continue
+	starved := false
+	var head *pendingCmd
+	for _, c := range q.cmds {
+		if now.Before(c.deadline) {
+			soon(c.deadline)
+			if head == nil && !c.delivered {
+				head = c
 			}
-			if c.expiring {
-				continue
-			}
-			if now.Before(c.expireAt) {
-				soon(c.expireAt)
-				continue
-			}
-			if d.inflight < d.cfg.MaxInFlight {
-				c.expiring = true
-				d.start(ctx, func(ctx context.Context) outcome { return d.expire(ctx, c) })
-			}
-		}
-		if head == nil || q.inflight {
 			continue
 		}
-		if now.Before(q.next) {
-			soon(q.next)
+		if c.expiring {
+			continue
+		}
+		if now.Before(c.expireAt) {
+			soon(c.expireAt)
 			continue
 		}
 		if d.inflight < d.cfg.MaxInFlight {
-			q.inflight = true
-			d.start(ctx, func(ctx context.Context) outcome { return d.deliver(ctx, name, head) })
+			c.expiring = true
+			d.start(ctx, func(ctx context.Context) outcome { return d.expire(ctx, c) })
+		} else {
+			starved = true
 		}
 	}
-	return max(wake.Sub(now), time.Millisecond)
+	if head != nil && !q.inflight {
+		switch {
+		case now.Before(q.next):
+			soon(q.next)
+		case d.inflight < d.cfg.MaxInFlight:
+			q.inflight = true
+			name := q.name
+			d.start(ctx, func(ctx context.Context) outcome { return d.deliver(ctx, name, head) })
+		default:
+			starved = true
+		}
+	}
+	if starved && !q.starved {
+		q.starved = true
+		d.starved = append(d.starved, q)
+	}
+	d.setTimer(q, wake)
 }
 
+// setTimer makes wake (zero: none) q's one entry in the timer heap.
+func (d *dispatcher) setTimer(q *unitQueue, wake time.Time) {
+	switch {
+	case wake.IsZero():
+		if q.heapIdx >= 0 {
+			heap.Remove(&d.timers, q.heapIdx)
+		}
+		q.wakeAt = time.Time{}
+	case q.heapIdx >= 0:
+		q.wakeAt = wake
+		heap.Fix(&d.timers, q.heapIdx)
+	default:
+		q.wakeAt = wake
+		heap.Push(&d.timers, q)
+	}
+}
+
+// wakeHeap orders units by wakeAt (container/heap); each unit is in it at
+// most once, at heapIdx.
+type wakeHeap []*unitQueue
+
+func (h wakeHeap) Len() int           { return len(h) }
+func (h wakeHeap) Less(i, j int) bool { return h[i].wakeAt.Before(h[j].wakeAt) }
+func (h wakeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *wakeHeap) Push(x any) {
+	q := x.(*unitQueue)
+	q.heapIdx = len(*h)
+	*h = append(*h, q)
+}
+func (h *wakeHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	q.heapIdx = -1
+	return q
+}
+
+// start runs f (a delivery or an expiry) off the run loop and sends its
+// outcome back. It hands f to an idle worker when there is one and
+// starts a worker otherwise, so at most MaxInFlight workers are busy and
+// a worker is reused across jobs: a delivery runs on a deep stack
+// (signing, NATS request, the entity's append), and a fresh goroutine per
+// delivery grew its stack by copying every time.
 func (d *dispatcher) start(ctx context.Context, f func(context.Context) outcome) {
 	d.inflight++
-	go func() { d.outcomes <- f(ctx) }()
+	select {
+	case d.jobs <- f:
+	default:
+		go d.worker(ctx, f)
+	}
+}
+
+// workerIdle is how long a delivery worker waits for another job before it
+// exits.
+const workerIdle = 10 * time.Second
+
+func (d *dispatcher) worker(ctx context.Context, f func(context.Context) outcome) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		// The run loop counts f in flight until it has the outcome, and
+		// it drains outcomes before it returns, so this send completes.
+		d.outcomes <- f(ctx)
+		idle.Reset(workerIdle)
+		select {
+		case f = <-d.jobs:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // deliver sends c to its unit and waits for the ACK. It reads only c's
@@ -482,7 +656,7 @@ func (d *dispatcher) expire(ctx context.Context, c *pendingCmd) outcome {
 func (d *dispatcher) execute(ctx context.Context, unitName string, cmd proto.Message, causation string) (actors.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ExecuteTimeout)
 	defer cancel()
-	return d.host.Execute(ctx, unit.Category+"-"+unitName, cmd, events.Metadata{CausationID: causation, Principal: Principal})
+	return d.host.ExecuteNoState(ctx, unit.Category+"-"+unitName, cmd, events.Metadata{CausationID: causation, Principal: Principal})
 }
 
 // gone reports whether err says the command needs nothing more from the

@@ -170,3 +170,38 @@ func TestStartWithoutDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDispatcherSharesOneSlot: with a single delivery slot, commands to
+// several units issued together all get delivered, each unit's in issue
+// order; units that found the slot taken wait for it and are not lost.
+func TestDispatcherSharesOneSlot(t *testing.T) {
+	e := newEnv(t)
+	units := []string{"ship1", "ship2", "ship3", "ship4"}
+	agents := map[string]*fakeAgent{}
+	for _, u := range units {
+		e.register(u)
+	}
+	cfg := testConfig()
+	cfg.Dispatch.MaxInFlight = 1
+	e.start(&cfg)
+	for _, u := range units {
+		nc := connectUnit(t, e.srv.ClientURL(), u, e.enrolDirect(u), nil)
+		agents[u] = startAgent(t, nc, u, e.pub(), 0, "")
+	}
+	deadline := time.Now().Add(time.Hour)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		for _, u := range units {
+			mustIssue(t, e.host, u, id, deadline, "uptime")
+		}
+	}
+	for _, u := range units {
+		waitEvent(t, e.store, "unit-"+u, func(d *logbookv1.UnitCommandDelivered) bool { return d.GetCommandId() == "c3" })
+		var got []string
+		for _, c := range agents[u].commands() {
+			got = append(got, c.GetCommandId())
+		}
+		if strings.Join(got, ",") != "c1,c2,c3" {
+			t.Fatalf("%s got %v; want c1, c2, c3 once each, in order", u, got)
+		}
+	}
+}

@@ -210,7 +210,7 @@ func (in *intake) record(ctx context.Context, subj Subject, ev *logbookv1.EdgeEv
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 		}
-		_, err = in.host.Execute(ctx, stream, p, md)
+		_, err = in.host.ExecuteNoState(ctx, stream, p, md)
 		switch {
 		case err == nil:
 			return nil
@@ -257,7 +257,7 @@ func (in *intake) appendRaw(ctx context.Context, category, u string, id uuid.UUI
 }
 
 func (in *intake) execute(ctx context.Context, u string, cmd proto.Message, md events.Metadata) (actors.Result, error) {
-	return in.host.Execute(ctx, unit.Category+"-"+u, cmd, md)
+	return in.host.ExecuteNoState(ctx, unit.Category+"-"+u, cmd, md)
 }
 
 // presence tracks which units are connected: a unit is connected from the
@@ -292,7 +292,7 @@ func (p *presence) seen(ctx context.Context, u, agentVersion string, md events.M
 	}
 	p.mu.Unlock()
 	id := uuid.NewString()
-	if _, err := p.host.Execute(ctx, unit.Category+"-"+u, &logbookv1.RecordUnitConnected{SessionId: id, AgentVersion: agentVersion}, md); err != nil {
+	if _, err := p.host.ExecuteNoState(ctx, unit.Category+"-"+u, &logbookv1.RecordUnitConnected{SessionId: id, AgentVersion: agentVersion}, md); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -336,7 +336,7 @@ func (p *presence) sweep(ctx context.Context, every time.Duration) {
 		for _, g := range stale {
 			cmd := &logbookv1.RecordUnitDisconnected{SessionId: g.id, Reason: fmt.Sprintf("nothing heard for %v", p.timeout)}
 			ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err := p.host.Execute(ectx, unit.Category+"-"+g.unit, cmd, events.Metadata{Principal: Principal})
+			_, err := p.host.ExecuteNoState(ectx, unit.Category+"-"+g.unit, cmd, events.Metadata{Principal: Principal})
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				p.logger.Warn("bridge: recording disconnection failed", "unit", g.unit, "err", err)

@@ -145,8 +145,10 @@ func (cp *ControlPlane) AddUnits(ctx context.Context, from, n, workers int) ([]s
 }
 
 // Issue issues command id ("shellcommand" on "operatingsystem") to unit name.
+// Like the API's IssueCommands it needs only the outcome, not the unit's
+// state after it, so it does not have the entity copy its state.
 func (cp *ControlPlane) Issue(ctx context.Context, name, id string, deadline time.Time) error {
-	_, err := cp.Host.Execute(ctx, "unit-"+name, &logbookv1.IssueUnitCommand{
+	_, err := cp.Host.ExecuteNoState(ctx, "unit-"+name, &logbookv1.IssueUnitCommand{
 		CommandId: id, Method: "shellcommand", Domain: "operatingsystem", Args: []string{"uptime"},
 		Deadline: timestamppb.New(deadline),
 	}, events.Metadata{Principal: "sim"})
