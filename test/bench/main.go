@@ -74,7 +74,12 @@ func (s *listFlag) Set(v string) error {
 	return nil
 }
 
-func main() { os.Exit(run()) }
+func main() {
+	if os.Getenv(fleetEnv) != "" {
+		os.Exit(runFleet()) // a fleet of simulated agents; see fleet.go
+	}
+	os.Exit(run())
+}
 
 func run() int {
 	var names, subjects listFlag
@@ -87,6 +92,7 @@ func run() int {
 	replayEvents := flag.Int("replay-events", 0, "events in the replay data set (default 1,000,000; 300,000 with -quick)")
 	flag.Var(&subjects, "subject", "only measure these subjects (repeatable or comma-separated), e.g. logbook,fsync-limit; targets needing others show as missing")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) of the whole run to this file at the end")
 	rounds := flag.Int("rounds", 1, "run each append measurement this many times, interleaved, and report the median (steadier ratios on a noisy machine)")
 	list := flag.Bool("list", false, "list the scenarios and exit")
 	flag.Parse()
@@ -164,6 +170,18 @@ func run() int {
 		defer func() {
 			pprof.StopCPUProfile()
 			f.Close()
+		}()
+	}
+
+	if *memprofile != "" {
+		defer func() {
+			f, err := os.Create(*memprofile)
+			if err == nil {
+				err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: memory profile:", err)
+			}
 		}()
 	}
 

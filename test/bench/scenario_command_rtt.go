@@ -18,7 +18,8 @@ import (
 
 // command-rtt: a control plane in-process (embedded store, entity host,
 // embedded NATS, bridge) with rttAgents simulated agents (test/edge), each
-// an own NATS connection with its unit's credentials.
+// an own NATS connection with its unit's credentials, in a fleet process
+// of their own (see fleet.go), as units are on machines of their own.
 //
 //   - logbook (agents, rate): commands issued open-loop at rate/s, round
 //     robin over the units; latency per command from IssueUnitCommand
@@ -28,10 +29,11 @@ import (
 //     "logbook-inv" twin carries 1e6/p99_us as ops_per_s, so that "p99
 //     under 10 ms" is a target (>= 100/s) in the usual form.
 //   - logbook-idle (agents, rss_bytes): the fleet grown to idleAgents
-//     connected agents (capped by the open-file limit: two descriptors per
-//     agent in one process), one heartbeat each, a few seconds of quiet,
-//     then the process's resident set after a GC. Its "-inv" twin carries
-//     1 GiB / rss_bytes so "under 1 GiB" is a target (>= 1).
+//     connected agents (capped by the open-file limit), one heartbeat
+//     each, a few seconds of quiet, then the control plane's resident set
+//     after a GC (fleet_rss_bytes: the agents' processes, for reference).
+//     Its "-inv" twin carries 1 GiB / rss_bytes so "under 1 GiB" is a
+//     target (>= 1).
 func init() {
 	register(Scenario{
 		Name:  "command-rtt",
@@ -68,11 +70,15 @@ func runCommandRTT(ctx context.Context, cfg *Config) ([]Result, error) {
 	if err != nil {
 		return []Result{failed("command-rtt", "logbook", err, params...)}, nil
 	}
-	agents, err := edge.ConnectFleet(ctx, cp, 0, passwords, 16, true)
+	fleet, err := startFleet(ctx, cp, 0, passwords, true)
 	if err != nil {
 		return []Result{failed("command-rtt", "logbook", err, params...)}, nil
 	}
-	defer func() { edge.CloseFleet(agents) }()
+	defer func() {
+		if err := fleet.close(); err != nil {
+			cfg.Logf("command-rtt: %v", err)
+		}
+	}()
 
 	var results []Result
 	r, err := measureRTT(ctx, cfg, cp)
@@ -94,15 +100,19 @@ func runCommandRTT(ctx context.Context, cfg *Config) ([]Result, error) {
 
 	// Grow the fleet for the memory measurement.
 	n := idleAgents
-	if lim := edge.OpenFileLimit(); lim > 0 && (lim-512)/2 < n {
-		n = (lim - 512) / 2
-		cfg.Logf("command-rtt: open-file limit %d allows %d agents in one process, not %d", lim, n, idleAgents)
+	if lim := edge.OpenFileLimit(); lim > 0 && lim-512 < n {
+		n = lim - 512
+		cfg.Logf("command-rtt: open-file limit %d allows %d agents, not %d", lim, n, idleAgents)
 	}
 	cfg.Logf("command-rtt: growing the fleet to %d agents", n)
 	t0 := time.Now()
 	more, err := addAgents(ctx, cp, rttAgents, n)
 	if more != nil {
-		defer func() { edge.CloseFleet(more) }()
+		defer func() {
+			if err := more.close(); err != nil {
+				cfg.Logf("command-rtt: %v", err)
+			}
+		}()
 	}
 	if err != nil {
 		results = append(results, failed("command-rtt", "logbook-idle", err, P("agents", int64(n))))
@@ -115,13 +125,14 @@ func runCommandRTT(ctx context.Context, cfg *Config) ([]Result, error) {
 	case <-time.After(3 * time.Second):
 	}
 	rss, heap := residentMemory()
+	fleetRSS := fleet.rss() + more.rss()
 	status := "under"
 	if rss >= rssBudget {
 		status = "OVER"
 	}
-	cfg.Logf("%-40s rss %d MiB, heap %d MiB (%s the 1 GiB budget); connected + heartbeat in %.1f s",
-		fmt.Sprintf("logbook-idle agents=%d", n), rss>>20, heap>>20, status, connectSecs)
-	ip := []Param{P("agents", int64(n)), P("rss_bytes", rss), P("heap_bytes", heap)}
+	cfg.Logf("%-40s rss %d MiB, heap %d MiB (%s the 1 GiB budget); connected + heartbeat in %.1f s; the agents' processes %d MiB",
+		fmt.Sprintf("logbook-idle agents=%d", n), rss>>20, heap>>20, status, connectSecs, fleetRSS>>20)
+	ip := []Param{P("agents", int64(n)), P("rss_bytes", rss), P("heap_bytes", heap), P("fleet_rss_bytes", fleetRSS)}
 	results = append(results,
 		Result{Scenario: "command-rtt", Subject: "logbook-idle", Params: ip, Events: int64(n), Seconds: connectSecs, OpsPerS: float64(n) / connectSecs},
 		Result{Scenario: "command-rtt", Subject: "logbook-idle-inv", Params: ip, Events: int64(n), Seconds: connectSecs, OpsPerS: float64(rssBudget) / float64(rss)},
@@ -129,14 +140,14 @@ func runCommandRTT(ctx context.Context, cfg *Config) ([]Result, error) {
 	return results, nil
 }
 
-// addAgents registers units from..to-1, connects their agents and sends one
-// heartbeat each.
-func addAgents(ctx context.Context, cp *edge.ControlPlane, from, to int) ([]*edge.Agent, error) {
+// addAgents registers units from..to-1 and connects their agents, in a
+// fleet process, each sending one heartbeat.
+func addAgents(ctx context.Context, cp *edge.ControlPlane, from, to int) (*fleetProc, error) {
 	passwords, err := cp.AddUnits(ctx, from, to-from, 16)
 	if err != nil {
 		return nil, err
 	}
-	return edge.ConnectFleet(ctx, cp, from, passwords, 32, true)
+	return startFleet(ctx, cp, from, passwords, true)
 }
 
 type rttEntry struct {

@@ -318,18 +318,28 @@ func residentMemory() (rss, heap int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	heap = int64(ms.HeapAlloc)
-	rss = int64(ms.Sys)
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				f := strings.Fields(rest) // "123456 kB"
-				if len(f) == 2 && f[1] == "kB" {
-					if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-						rss = kb << 10
-					}
+	if rss = vmRSS("self"); rss == 0 {
+		rss = int64(ms.Sys)
+	}
+	return rss, heap
+}
+
+// vmRSS returns the resident set of process pid ("self" for this one)
+// from /proc, or 0 where that is not readable.
+func vmRSS(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "123456 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb << 10
 				}
 			}
 		}
 	}
-	return rss, heap
+	return 0
 }
