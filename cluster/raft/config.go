@@ -1,9 +1,11 @@
 package raft
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -72,6 +74,15 @@ type Config struct {
 	// CallTimeout bounds one node-to-node call (a forwarded append, a
 	// join, a status query).
 	CallTimeout time.Duration
+
+	// Dial opens the connections this node makes to other nodes, for
+	// raft's stream and for node-to-node calls alike, to addr as it
+	// appears in the raft configuration or in Join. ctx bounds the dial
+	// only (raft's transport timeout or CallTimeout), never the
+	// connection. Nil dials plain TCP. Set it to reach peers through a
+	// tunnel, or in tests through proxies that cut the network between
+	// nodes.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Logger receives the node's and raft's logs. RaftLogLevel filters
 	// raft's own ("debug", "info", "warn", "error"; default "warn").

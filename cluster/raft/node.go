@@ -135,6 +135,7 @@ func (n *Node) open(ctx context.Context) error {
 			}
 		}
 		m := newMux(ln, adv, cfg.CallTimeout, n.logger)
+		m.dial = cfg.Dial
 		m.wg.Add(1)
 		go m.acceptLoop()
 		n.net = m

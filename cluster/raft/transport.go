@@ -100,6 +100,8 @@ type mux struct {
 	advertise net.Addr
 	logger    *slog.Logger
 	timeout   time.Duration
+	// dial replaces plain TCP for outgoing connections (Config.Dial).
+	dial      func(ctx context.Context, addr string) (net.Conn, error)
 	raftConns chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -312,8 +314,7 @@ func (m *mux) get(ctx context.Context, addr string) (*callConn, bool, error) {
 		return c, true, nil
 	}
 	m.mu.Unlock()
-	d := net.Dialer{Timeout: m.timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := m.dialCall(ctx, addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
 	}
@@ -325,6 +326,17 @@ func (m *mux) get(ctx context.Context, addr string) (*callConn, bool, error) {
 		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	return &callConn{c: conn, r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10)}, false, nil
+}
+
+// dialCall opens a call connection to addr within CallTimeout.
+func (m *mux) dialCall(ctx context.Context, addr string) (net.Conn, error) {
+	if m.dial == nil {
+		d := net.Dialer{Timeout: m.timeout}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	return m.dial(ctx, addr)
 }
 
 // maxIdlePerAddr bounds the pooled connections to one peer.
@@ -392,7 +404,7 @@ func (l raftLayer) Close() error { return nil }
 func (l raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l raftLayer) Dial(addr hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	conn, err := net.DialTimeout("tcp", string(addr), timeout)
+	conn, err := l.dial(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -404,4 +416,13 @@ func (l raftLayer) Dial(addr hraft.ServerAddress, timeout time.Duration) (net.Co
 		return nil, err
 	}
 	return conn, nil
+}
+
+func (l raftLayer) dial(addr hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if l.m.dial == nil {
+		return net.DialTimeout("tcp", string(addr), timeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return l.m.dial(ctx, string(addr))
 }

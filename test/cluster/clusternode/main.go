@@ -5,10 +5,16 @@
 //	clusternode -id n1 -dir /tmp/n1 -raft 127.0.0.1:7401 -http 127.0.0.1:8401 -bootstrap
 //	clusternode -id n2 -dir /tmp/n2 -raft 127.0.0.1:7402 -http 127.0.0.1:8402 -join 127.0.0.1:7401
 //
+// -dial-via 127.0.0.1:7402=127.0.0.1:9012,... makes the node dial each
+// peer's address through another one (the tests put a proxy there that
+// can cut the link); -snapshot-threshold, -trailing-logs and
+// -snapshot-interval make raft snapshot and compact its log early.
+//
 // HTTP API (JSON):
 //
 //	POST /append {"stream","expect","id"}  append one event with id at exactly version expect
-//	                                       (200: the result; 409: wrong expected version)
+//	                                       (200: the result; 409: wrong expected version;
+//	                                       400: an invalid append; 503: anything else, worth retrying)
 //	GET  /head                             {"position","hash","leader"} of this node's replica
 //	GET  /verify                           the replica's verified head
 //	GET  /events                           every event: [{"id","stream","version","position","hash"}]
@@ -45,16 +51,37 @@ func main() {
 
 func run() error {
 	cfg := lbraft.DefaultConfig()
-	var join, httpAddr string
+	var join, httpAddr, dialVia string
 	flag.StringVar(&cfg.ID, "id", "", "node id")
 	flag.StringVar(&cfg.Dir, "dir", "", "data directory")
 	flag.StringVar(&cfg.Bind, "raft", "127.0.0.1:0", "raft and node-call address")
 	flag.StringVar(&httpAddr, "http", "127.0.0.1:0", "HTTP address")
 	flag.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster")
 	flag.StringVar(&join, "join", "", "comma-separated addresses of members to join through")
+	flag.StringVar(&dialVia, "dial-via", "", "comma-separated addr=via: dial via instead of addr")
+	flag.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between snapshots")
+	flag.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "raft entries kept after a snapshot")
+	flag.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often raft considers a snapshot")
 	flag.Parse()
 	if join != "" {
 		cfg.Join = strings.Split(join, ",")
+	}
+	if dialVia != "" {
+		via := make(map[string]string)
+		for _, pair := range strings.Split(dialVia, ",") {
+			addr, to, ok := strings.Cut(pair, "=")
+			if !ok {
+				return fmt.Errorf("-dial-via %q: want addr=via", pair)
+			}
+			via[addr] = to
+		}
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			if to, ok := via[addr]; ok {
+				addr = to
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -103,8 +130,12 @@ func handler(node *lbraft.Node) http.Handler {
 	}
 	fail := func(w http.ResponseWriter, err error) {
 		code := http.StatusServiceUnavailable
-		if errors.Is(err, events.ErrWrongExpectedVersion) {
+		switch {
+		case errors.Is(err, events.ErrWrongExpectedVersion):
 			code = http.StatusConflict
+		case errors.Is(err, events.ErrInvalidStreamName), errors.Is(err, events.ErrInvalidEvent), errors.Is(err, events.ErrDuplicateEventID):
+			// Retrying cannot help: a test that sees these has a bug.
+			code = http.StatusBadRequest
 		}
 		reply(w, code, map[string]string{"error": err.Error()})
 	}
