@@ -101,6 +101,7 @@ func startNode(ctx context.Context, cfg serveConfig, logger *slog.Logger) (n *no
 		}
 	}()
 	started := time.Now()
+	cfg.Runtime.apply(logger)
 
 	if err := ensureWritableDir(cfg.DataDir); err != nil {
 		return n, fmt.Errorf("data directory: %w", err)

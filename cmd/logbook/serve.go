@@ -53,6 +53,9 @@ type serveConfig struct {
 	// a cluster needs the same key: agents trust one.
 	SigningKey string
 
+	// Runtime sets the Go garbage collector (see runtime.go).
+	Runtime runtimeSettings
+
 	// Cluster runs this node as a member of a raft cluster (see
 	// clusterConfig); false: a single node.
 	Cluster clusterConfig
@@ -196,6 +199,8 @@ func addNodeFlags(f *pflag.FlagSet, cfg *serveConfig, d nodeDefaults) {
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the admin token (default <data-dir>/admin.token)")
 	f.StringVar(&cfg.SigningKey, "signing-key", "", "file of the ed25519 key commands are signed with, created on first start (default <data-dir>/signing.key); the same file on every node of a cluster")
+	f.IntVar(&cfg.Runtime.GCPercent, "gc-percent", defaultGCPercent, "Go garbage collection target: heap growth in percent between collections (Go's GOGC; the GOGC variable wins); higher collects less often, steadier command latency")
+	f.StringVar(&cfg.Runtime.MemoryLimit, "memory-limit", defaultMemoryLimit, `soft limit of the Go runtime's memory (Go's GOMEMLIMIT, which wins), or "off"; raise it with the fleet (10,000 units hold about 200 MiB live) and keep it under what the node may use`)
 }
 
 // resolve fills the defaults that depend on the data directory and checks
@@ -250,6 +255,9 @@ func (c *serveConfig) resolve() error {
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Runtime.resolve(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {

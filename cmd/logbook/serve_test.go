@@ -46,7 +46,7 @@ func TestApplyEnvBadValue(t *testing.T) {
 
 func TestResolveDefaultsAndErrors(t *testing.T) {
 	c := serveConfig{DataDir: "/var/lib/logbook", Listen: ":8080", NATS: "embedded", NATSListen: "0.0.0.0:4250",
-		LogFormat: "text", LogLevel: "info", ShutdownTimeout: 1}
+		LogFormat: "text", LogLevel: "info", ShutdownTimeout: 1, Runtime: runtimeSettings{GCPercent: defaultGCPercent, MemoryLimit: defaultMemoryLimit}}
 	if err := c.resolve(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +56,13 @@ func TestResolveDefaultsAndErrors(t *testing.T) {
 	}
 
 	bad := serveConfig{DataDir: "/d", Listen: "8080", NATS: "redis://x", NATSListen: "0.0.0.0:4250",
-		Store: "esdb://x", ReadModels: "mysql://u:secret@h/db", Dump: "ftp://x", LogFormat: "xml", LogLevel: "loud"}
+		Store: "esdb://x", ReadModels: "mysql://u:secret@h/db", Dump: "ftp://x", LogFormat: "xml", LogLevel: "loud",
+		Runtime: runtimeSettings{GCPercent: 0, MemoryLimit: "lots"}}
 	err := bad.resolve()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"--listen", "--nats", "--store", "esdb", "--read-models", "--dump", "--log-format", "--log-level", "--shutdown-timeout"} {
+	for _, want := range []string{"--listen", "--nats", "--store", "esdb", "--read-models", "--dump", "--log-format", "--log-level", "--shutdown-timeout", "--gc-percent"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -132,5 +133,34 @@ func TestMeteredStoreVerifyProgress(t *testing.T) {
 	head, err := pv.VerifyProgress(t.Context(), func(h events.Head) { last = h })
 	if err != nil || head.Position != n || last.Position == 0 {
 		t.Fatalf("VerifyProgress = %+v, %v; last progress %+v", head, err, last)
+	}
+}
+
+func TestRuntimeSettings(t *testing.T) {
+	for _, tc := range []struct {
+		gc      int
+		limit   string
+		bytes   int64
+		wantErr string
+	}{
+		{400, "768MiB", 768 << 20, ""},
+		{100, "2GiB", 2 << 30, ""},
+		{200, "off", 0, ""},
+		{-1, "1GiB", 1 << 30, ""},
+		{-1, "off", 0, "needs a --memory-limit"},
+		{0, "1GiB", 0, "--gc-percent 0"},
+		{-5, "1GiB", 0, "--gc-percent -5"},
+		{100, "lots", 0, `--memory-limit "lots"`},
+	} {
+		r := runtimeSettings{GCPercent: tc.gc, MemoryLimit: tc.limit}
+		err := r.resolve()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%d, %q: %v", tc.gc, tc.limit, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%d, %q: error %v, want one with %q", tc.gc, tc.limit, err, tc.wantErr)
+		case err == nil && r.limit != tc.bytes:
+			t.Errorf("%d, %q: limit %d bytes, want %d", tc.gc, tc.limit, r.limit, tc.bytes)
+		}
 	}
 }
