@@ -18,8 +18,10 @@
 //	if err := host.Register(unit.Kind); err != nil { ... }
 //	res, err := host.Execute(ctx, "unit-ship1", &logbookv1.RegisterUnit{...},
 //		events.Metadata{Principal: "operator:alice"})
+//	var refused *actors.RefusedError
 //	switch {
 //	case errors.Is(err, unit.ErrAlreadyRegistered): // refused by Decide
+//	case errors.As(err, &refused): // another refusal; refused.Err says why
 //	case errors.Is(err, actors.ErrConflict): // other writers kept winning
 //	case err != nil: // append failed, ErrClosed, ctx ended, ...
 //	default:

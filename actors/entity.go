@@ -161,7 +161,7 @@ func (a *entityActor) execute(c *command) (Result, error) {
 		env := Env{Now: h.cfg.now(), Principal: c.md.Principal}
 		decided, err := e.kind.Decide(a.state, c.msg, env)
 		if err != nil {
-			return Result{}, fmt.Errorf("actors: %s refused %s: %w", e.stream, c.msg.ProtoReflect().Descriptor().FullName(), err)
+			return Result{}, &RefusedError{Stream: e.stream, Command: c.msg.ProtoReflect().Descriptor().FullName(), Err: err}
 		}
 		if len(decided) == 0 {
 			res.Version, res.State = a.version, a.stateCopy(c)

@@ -189,20 +189,21 @@ func (h *Host) Register(kind Kind) error {
 // its state and returns the Result. A command that decides no event
 // succeeds and appends nothing.
 //
-// Errors: a refusal from the kind's Decide is returned wrapped (test it
-// with errors.Is); ErrConflict when other writers kept winning; an append
-// error from the store, wrapped (the entity re-reads its stream before
-// its next command, so it also sees events a failed append may have
-// written); ErrEntityPanicked; ErrUnknownCategory;
+// Errors: a refusal from the kind's Decide as a *RefusedError wrapping
+// it (test it with errors.Is); ErrConflict when other writers kept
+// winning; an append error from the store, wrapped (the entity re-reads
+// its stream before its next command, so it also sees events a failed
+// append may have written); ErrEntityPanicked; ErrUnknownCategory;
 // events.ErrInvalidStreamName; ErrClosed.
 //
-// ctx bounds only the wait. If ctx ends while the command is still queued
-// behind others, the command is dropped and never decided, and Execute
-// returns an error wrapping ctx.Err(). If ctx ends after the entity has
-// started on it, the command runs to completion (its events may be
-// appended; the store's I/O is not cancelled half-way) and Execute returns
-// an error wrapping both ErrOutcomeUnknown and ctx.Err(); the stream tells
-// what happened.
+// ctx bounds only the wait. If ctx ends before the entity has started on
+// the command (it was done already, or the command is still queued behind
+// others), the command is dropped and never decided, and Execute returns
+// an error wrapping both ErrNotExecuted and ctx.Err(). If ctx ends after
+// the entity has started on it, the command runs to completion (its events
+// may be appended; the store's I/O is not cancelled half-way) and Execute
+// returns an error wrapping both ErrOutcomeUnknown and ctx.Err(); the
+// stream tells what happened.
 func (h *Host) Execute(ctx context.Context, stream string, cmd proto.Message, md events.Metadata) (Result, error) {
 	if cmd == nil {
 		return Result{}, fmt.Errorf("actors: execute on %s: nil command", stream)
@@ -237,7 +238,7 @@ func (h *Host) Read(ctx context.Context, stream string) (Result, error) {
 
 func (h *Host) request(ctx context.Context, stream string, c *command) (Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("actors: %s: %w", stream, err)
+		return Result{}, fmt.Errorf("actors: %s: %w: %w", stream, ErrNotExecuted, err)
 	}
 	category, id, err := events.SplitStream(stream)
 	if err != nil {
@@ -264,7 +265,7 @@ func (h *Host) request(ctx context.Context, stream string, c *command) (Result, 
 	case <-ctx.Done():
 	}
 	if c.state.CompareAndSwap(queued, abandoned) {
-		return Result{}, fmt.Errorf("actors: %s: command not executed: %w", stream, ctx.Err())
+		return Result{}, fmt.Errorf("actors: %s: %w: %w", stream, ErrNotExecuted, ctx.Err())
 	}
 	select {
 	case r := <-c.reply:
@@ -293,7 +294,7 @@ func (h *Host) route(ctx context.Context, stream string, kind *kindInfo, id stri
 			case <-done:
 				continue
 			case <-ctx.Done():
-				return fmt.Errorf("actors: %s: command not executed: %w", stream, ctx.Err())
+				return fmt.Errorf("actors: %s: %w: %w", stream, ErrNotExecuted, ctx.Err())
 			}
 		}
 		if e == nil {

@@ -85,6 +85,16 @@ func TestRefusalPassesThrough(t *testing.T) {
 	if !errors.Is(err, errNegative) {
 		t.Fatalf("add -3 to 2: got %v, want errNegative", err)
 	}
+	var refused *actors.RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("add -3 to 2: got %T (%v), want a *actors.RefusedError", err, err)
+	}
+	if refused.Stream != "counter-r" || refused.Command != "google.protobuf.Int64Value" || refused.Err != errNegative {
+		t.Errorf("refusal: %+v, want stream counter-r, command google.protobuf.Int64Value, errNegative", refused)
+	}
+	if want := "actors: counter-r refused google.protobuf.Int64Value: " + errNegative.Error(); err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
 	if res := mustExecute(t, host, "counter-r", add(-2)); count(t, res) != 0 || res.Version != 2 {
 		t.Fatalf("after refusal: %+v", res)
 	}
@@ -520,8 +530,8 @@ func TestContextEndsWhileQueued(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	_, err := host.Execute(ctx, stream, add(1), events.Metadata{})
 	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, actors.ErrOutcomeUnknown) {
-		t.Fatalf("queued command: got %v, want DeadlineExceeded only", err)
+	if !errors.Is(err, actors.ErrNotExecuted) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, actors.ErrOutcomeUnknown) {
+		t.Fatalf("queued command: got %v, want ErrNotExecuted and DeadlineExceeded", err)
 	}
 
 	close(release)
@@ -546,7 +556,7 @@ func TestContextEndsWhileDeciding(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	_, err := host.Execute(ctx, "counter-ctx", add(100), events.Metadata{})
-	if !errors.Is(err, actors.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, actors.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, actors.ErrNotExecuted) {
 		t.Fatalf("got %v, want ErrOutcomeUnknown and DeadlineExceeded", err)
 	}
 	close(release)
@@ -558,7 +568,7 @@ func TestContextEndsWhileDeciding(t *testing.T) {
 	// A ctx that is already done never sends anything.
 	done, cancelDone := context.WithCancel(context.Background())
 	cancelDone()
-	if _, err := host.Execute(done, "counter-ctx", add(1), events.Metadata{}); !errors.Is(err, context.Canceled) {
+	if _, err := host.Execute(done, "counter-ctx", add(1), events.Metadata{}); !errors.Is(err, actors.ErrNotExecuted) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("done ctx: %v", err)
 	}
 }

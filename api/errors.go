@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"connectrpc.com/connect"
 
@@ -189,12 +188,27 @@ func ConnectError(ctx context.Context, logger *slog.Logger, procedure string, er
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (request id %s); the server log has the details", id))
 }
 
-// userMessage returns the message of err without the "actors: <stream>
-// refused <command>: " prefix of the entity host: the first error in the
-// chain that the host did not make.
+// userMessage returns the message of err meant for the caller, without
+// what the entity host adds about the stream and command the caller
+// named: the reason of a refusal (a *actors.RefusedError's Err); the
+// context's error when the host dropped the command before it started;
+// the sentinel of a host error (closed, unknown category, panic, whose
+// details are for the log). Anything else, including ErrOutcomeUnknown
+// and ErrConflict, keeps its whole message.
 func userMessage(err error) string {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if !strings.HasPrefix(e.Error(), "actors: ") {
+	var refused *actors.RefusedError
+	if errors.As(err, &refused) {
+		return refused.Err.Error()
+	}
+	if errors.Is(err, actors.ErrNotExecuted) {
+		for _, e := range []error{context.Canceled, context.DeadlineExceeded} {
+			if errors.Is(err, e) {
+				return e.Error()
+			}
+		}
+	}
+	for _, e := range []error{actors.ErrClosed, actors.ErrUnknownCategory, actors.ErrEntityPanicked} {
+		if errors.Is(err, e) {
 			return e.Error()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -48,7 +49,11 @@ func TestUnitService(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.units.RegisterUnit(ctx, connect.NewRequest(tc.req))
-			wantContains(t, wantCode(t, err, tc.code), tc.msg)
+			msg := wantCode(t, err, tc.code)
+			wantContains(t, msg, tc.msg)
+			if strings.Contains(msg, "actors:") || strings.Contains(msg, "refused") {
+				t.Errorf("%q has the entity host's prefix", msg)
+			}
 		})
 	}
 
