@@ -745,15 +745,10 @@ func (s *Store) syncDir() error {
 }
 
 // lingerFor is the longest a leader waits for appends that are on their way:
-// twice the last sync, within [100us, 2ms]. The appenders a sync releases
-// take about as long to come back as a sync now takes (the zeroed segment
-// made syncs fast, ~150 us here): waiting one sync split the 64 writers of
-// test/bench's append into a group of ~58 and a straggler group paying a
-// sync of its own; two let nearly all of them share one (64 writers:
-// 0.47-0.61 of the fsync limit with one, 0.55-0.83 with two, interleaved
-// runs on a noisy disk).
+// as long as the last sync took, within [50us, 2ms]. Waiting longer than a
+// sync costs would lose more than it gains.
 func (s *Store) lingerFor() time.Duration {
-	return min(max(2*time.Duration(s.lastSync.Load()), 100*time.Microsecond), 2*time.Millisecond)
+	return min(max(time.Duration(s.lastSync.Load()), 50*time.Microsecond), 2*time.Millisecond)
 }
 
 // maxSyncBuf bounds the group buffers kept for reuse.
