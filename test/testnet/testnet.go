@@ -6,14 +6,17 @@
 // ephemeral range, where any other test's ":0" listener or outgoing
 // connection may take it before the process under test binds it. These
 // ports come from below that range (20000-32767 on Linux's default
-// 32768-60999), chosen at random and checked free, so only another test
-// picking the same one at random can collide.
+// 32768-60999), chosen at random and checked free, and never handed out
+// twice by one test binary (a port handed out is not bound until its
+// process starts, so a later check would find it free), so only a test in
+// another package picking the same one at random can collide.
 package testnet
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 )
 
@@ -22,17 +25,28 @@ const (
 	high = 32768
 )
 
+var (
+	mu     sync.Mutex
+	handed = map[int]bool{} // ports this binary handed out
+)
+
 // FreePort returns a loopback TCP port that is free now and outside the
 // ephemeral range.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
 	for range 200 {
 		p := low + rand.IntN(high-low)
+		if handed[p] {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue
 		}
 		_ = ln.Close()
+		handed[p] = true
 		return p
 	}
 	tb.Fatal("testnet: no free port in 200 tries")
