@@ -58,10 +58,7 @@ func TestRebind(t *testing.T) {
 
 func TestStartRejectsBadProjections(t *testing.T) {
 	ctx := context.Background()
-	st, _ := embedded.Open(ctx, "x", embedded.InMemory())
-	defer st.Close()
-	sink, _ := sqlite.Open(ctx, sqlite.Memory)
-	defer sink.Close()
+	st, sink := memLog(t)
 	good := sinktest.Counter("counts", 1, sinktest.CounterOptions{})
 	bad := good
 	bad.Name, bad.Version, bad.Handler = "Bad", 0, nil
@@ -78,10 +75,7 @@ func TestStartRejectsBadProjections(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	ctx := context.Background()
-	st, _ := embedded.Open(ctx, "x", embedded.InMemory())
-	defer st.Close()
-	sink, _ := sqlite.Open(ctx, sqlite.Memory)
-	defer sink.Close()
+	st, sink := memLog(t)
 	sinktest.MustAppendCounters(t, ctx, st, 3, 50, 1)
 	r, err := projections.Start(ctx, st, sink, []projections.Projection{sinktest.Counter("counts", 1, sinktest.CounterOptions{})},
 		projections.WithLogger(sinktest.QuietLogger()))
@@ -130,16 +124,7 @@ func TestGenerations(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	st, err := embedded.Open(ctx, "x", embedded.InMemory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	sink, err := sqlite.Open(ctx, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
+	st, sink := memLog(t)
 	p := sinktest.Counter("counts", projections.MaxVersion+1, sinktest.CounterOptions{})
 	if _, err := projections.Start(ctx, st, sink, []projections.Projection{p}); err == nil {
 		t.Fatalf("Start accepted version %d", p.Version)
@@ -148,16 +133,7 @@ func TestGenerations(t *testing.T) {
 
 func TestWaitPosition(t *testing.T) {
 	ctx := t.Context()
-	st, err := embedded.Open(ctx, "x", embedded.InMemory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	sink, err := sqlite.Open(ctx, sqlite.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
+	st, sink := memLog(t)
 	sinktest.MustAppendCounters(t, ctx, st, 3, 10, 1)
 	r, err := projections.Start(ctx, st, sink, []projections.Projection{sinktest.Counter("counts", 1, sinktest.CounterOptions{})},
 		projections.WithLogger(sinktest.QuietLogger()), projections.WithPollInterval(10*time.Millisecond))
@@ -226,16 +202,7 @@ func TestWaitPosition(t *testing.T) {
 
 func TestWaitPositionStopped(t *testing.T) {
 	ctx := t.Context()
-	st, err := embedded.Open(ctx, "x", embedded.InMemory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	sink, err := sqlite.Open(ctx, sqlite.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
+	st, sink := memLog(t)
 	sinktest.MustAppendCounters(t, ctx, st, 3, 10, 1)
 	bad := sinktest.CounterEvent(0)
 	bad.Data = []byte{0xff, 0xff, 0xff} // not a valid Int64Value: poison
@@ -255,4 +222,21 @@ func TestWaitPositionStopped(t *testing.T) {
 	if err := r.WaitPosition(ctx, "counts", 10); err != nil {
 		t.Errorf("WaitPosition before the poison event = %v", err)
 	}
+}
+
+// memLog opens an in-memory log and an in-memory SQLite sink, closed when
+// t ends.
+func memLog(t *testing.T) (*embedded.Store, *sqlite.Sink) {
+	t.Helper()
+	st, err := embedded.Open(t.Context(), "x", embedded.InMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sink, err := sqlite.Open(t.Context(), sqlite.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	return st, sink
 }
