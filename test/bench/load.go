@@ -33,6 +33,10 @@ type LoadStats struct {
 	Units   int64
 	Seconds float64
 	Latency histogram
+	// CPU is the CPU time the bench process used in the window, when
+	// HasCPU: it tells a case bound by its cores from one bound by waits.
+	CPU    time.Duration
+	HasCPU bool
 }
 
 // stopGrace is how long stopped writers get to finish their last call
@@ -117,9 +121,11 @@ func RunLoad(ctx context.Context, l Load) (LoadStats, error) {
 	}
 	phase.Store(measuring)
 	t0 := time.Now()
+	cpu0, cpuOK := processCPU()
 	err := wait(l.Measure)
 	phase.Store(stopped)
 	elapsed := time.Since(t0)
+	cpu1, _ := processCPU()
 	stop()
 	if err != nil {
 		return LoadStats{}, err
@@ -130,7 +136,7 @@ func RunLoad(ctx context.Context, l Load) (LoadStats, error) {
 	default:
 	}
 
-	out := LoadStats{Seconds: elapsed.Seconds()}
+	out := LoadStats{Seconds: elapsed.Seconds(), CPU: cpu1 - cpu0, HasCPU: cpuOK}
 	for _, st := range stats {
 		out.Calls += st.calls
 		out.Latency.Merge(&st.hist)
@@ -154,6 +160,8 @@ func (s *LoadStats) Result(scenario, subject string, params ...Param) Result {
 		HasLatency: true,
 		P50us:      s.Latency.Quantile(0.50),
 		P99us:      s.Latency.Quantile(0.99),
+		CPUSeconds: s.CPU.Seconds(),
+		HasCPU:     s.HasCPU,
 	}
 }
 

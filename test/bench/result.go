@@ -36,6 +36,10 @@ type Result struct {
 	HasLatency bool
 	P50us      float64
 	P99us      float64
+	// HasCPU says whether CPUSeconds, the CPU time the bench process used
+	// in the window (see processCPU), applies.
+	HasCPU     bool
+	CPUSeconds float64
 	// Err is why the measurement failed.
 	Err string
 }
@@ -82,6 +86,10 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	if r.HasLatency {
 		o.num("p50_us", round(r.P50us, 1))
 		o.num("p99_us", round(r.P99us, 1))
+	}
+	if r.HasCPU && r.Seconds > 0 && r.Events > 0 {
+		o.num("cpu_cores", round(r.CPUSeconds/r.Seconds, 2))
+		o.num("cpu_us_per_op", round(r.CPUSeconds*1e6/float64(r.Events), 2))
 	}
 	return o.bytes(), nil
 }
