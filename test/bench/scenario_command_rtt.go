@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,22 +54,11 @@ const (
 	rttDrain = 30 * time.Second
 )
 
-// The control plane here runs with the garbage-collector settings
-// `logbook serve` uses by default (cmd/logbook/runtime.go: --gc-percent
-// 400, --memory-limit 768MiB), as this process is the control plane's.
-// The fleet process keeps Go's defaults.
-const (
-	serveGCPercent   = 400
-	serveMemoryLimit = 768 << 20
-)
-
+// The control plane here runs with `logbook serve`'s garbage-collector
+// settings (serveRuntime), as this process is the control plane's. The
+// fleet process keeps Go's defaults.
 func runCommandRTT(ctx context.Context, cfg *Config) ([]Result, error) {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		defer debug.SetGCPercent(debug.SetGCPercent(serveGCPercent))
-	}
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(serveMemoryLimit))
-	}
+	defer serveRuntime()()
 	dir, err := cfg.TempDir("command-rtt")
 	if err != nil {
 		return nil, err
