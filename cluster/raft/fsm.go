@@ -10,11 +10,9 @@ import (
 	"sync/atomic"
 
 	hraft "github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/logbook-fleet/logbook/events"
 	"github.com/logbook-fleet/logbook/events/embedded"
-	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
 
 // fsm applies committed raft entries to the node's local replica.
@@ -134,31 +132,33 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 		if l.Type != hraft.LogCommand {
 			continue
 		}
-		var cmd logbookv1.RaftCommand
-		if err := proto.Unmarshal(l.Data, &cmd); err != nil {
+		resp := &applyResponse{}
+		var replayErr error
+		err := decodeCommand(l.Data, func(call appendCall, err error) {
+			j := len(resp.results)
+			resp.results = append(resp.results, embedded.BatchResult{Err: err})
+			if err != nil || replayErr != nil {
+				return
+			}
+			if f.replaying() {
+				if replayErr = f.replay(ctx, call, &resp.results[j]); replayErr == nil {
+					resp.head = f.headNow()
+				}
+				return
+			}
+			batch = append(batch, embedded.BatchAppend{Stream: call.stream, Expect: call.expect, Events: call.events})
+			slots = append(slots, slot{resp, j})
+		})
+		if err != nil {
 			// Every replica fails the same way on the same bytes.
 			out[i] = fmt.Errorf("raft: decode entry %d: %w", l.Index, err)
 			continue
 		}
-		resp := &applyResponse{results: make([]embedded.BatchResult, len(cmd.GetAppends()))}
+		if replayErr != nil {
+			return f.fatal(out, fmt.Errorf("replay entry %d: %w", l.Index, replayErr))
+		}
 		out[i] = resp
 		resps = append(resps, resp)
-		for j, pa := range cmd.GetAppends() {
-			call, err := decodeAppend(pa)
-			if err != nil {
-				resp.results[j].Err = err
-				continue
-			}
-			if f.replaying() {
-				if err := f.replay(ctx, call, &resp.results[j]); err != nil {
-					return f.fatal(out, fmt.Errorf("replay entry %d: %w", l.Index, err))
-				}
-				resp.head = f.headNow()
-				continue
-			}
-			batch = append(batch, embedded.BatchAppend{Stream: call.stream, Expect: call.expect, Events: call.events})
-			slots = append(slots, slot{resp, j})
-		}
 	}
 	if len(batch) > 0 {
 		results, err := f.store.AppendBatch(ctx, batch)

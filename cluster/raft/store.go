@@ -7,7 +7,6 @@ import (
 	"iter"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 
 	"github.com/logbook-fleet/logbook/events"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
@@ -54,15 +53,11 @@ func (s *nodeStore) Append(ctx context.Context, stream string, expect events.Exp
 	if err != nil {
 		return events.AppendResult{}, err
 	}
-	msg := encodeAppend(stream, expect, prepared)
-	enc, err := proto.Marshal(msg)
-	if err != nil {
-		return events.AppendResult{}, fmt.Errorf("raft: append to %s: encode: %w", stream, err)
-	}
-	call := appendCall{stream: stream, expect: expect}
+	call := appendCall{stream: stream, expect: expect, events: prepared}
+	enc := appendWireAppend(nil, stream, expect, prepared)
 	var last error
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		res, applied, err := n.appendOnce(ctx, msg, enc, &call)
+		res, applied, err := n.appendOnce(ctx, enc, &call)
 		if err == nil || !retryable(err) {
 			if applied > 0 {
 				// Read your writes (and the conflicting version) here. If
@@ -84,9 +79,9 @@ func (s *nodeStore) Append(ctx context.Context, stream string, expect events.Exp
 // appendOnce makes one attempt: through this node's batcher when it leads,
 // else forwarded to the leader it knows. It returns the applied position
 // the caller should wait for.
-func (n *Node) appendOnce(ctx context.Context, msg *logbookv1.ClusterAppend, enc []byte, call *appendCall) (events.AppendResult, uint64, error) {
+func (n *Node) appendOnce(ctx context.Context, enc []byte, call *appendCall) (events.AppendResult, uint64, error) {
 	if n.IsLeader() {
-		r := n.batch.submit(ctx, enc, len(msg.GetEvents()))
+		r := n.batch.submit(ctx, enc, len(call.events))
 		if errors.Is(r.err, ErrClosed) {
 			select {
 			case <-n.done:
@@ -100,6 +95,7 @@ func (n *Node) appendOnce(ctx context.Context, msg *logbookv1.ClusterAppend, enc
 	if addr == "" {
 		return events.AppendResult{}, 0, ErrNoLeader
 	}
+	msg := encodeAppend(call.stream, call.expect, call.events)
 	req := &logbookv1.NodeRequest{Call: &logbookv1.NodeRequest_Append{Append: &logbookv1.ForwardAppendRequest{Append: msg}}}
 	resp, err := n.net.call(ctx, string(addr), req)
 	if err != nil {
