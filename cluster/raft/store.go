@@ -7,7 +7,6 @@ import (
 	"iter"
 	"time"
 
-
 	"github.com/logbook-fleet/logbook/events"
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
 )
