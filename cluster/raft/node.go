@@ -58,6 +58,15 @@ type Node struct {
 	failErr error // why the replica stopped applying, if it did
 }
 
+// logCacheEntries is how many of the latest raft entries a node keeps in
+// memory (raft's LogCache). The leader reads each entry back to replicate
+// it to every follower, and a follower to apply it, moments after storing
+// it: from the cache that is a pointer copy instead of a read and decode
+// of the log segment, with the entry's bytes allocated anew each time.
+// Entries are at most MaxBatchBytes (4 MiB by default) and usually tens
+// of KiB, so the cache holds a few MiB, 256 MiB at the very worst.
+const logCacheEntries = 64
+
 // Open starts a node with its state in cfg.Dir: the local replica, the
 // raft log and snapshots. A new node either bootstraps a cluster
 // (cfg.Bootstrap) or asks cfg.Join's members to add it, and Open returns
@@ -155,7 +164,11 @@ func (n *Node) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	if n.raft, err = hraft.NewRaft(rc, n.fsm, n.wal, n.wal, n.snaps, n.trans); err != nil {
+	logs, err := hraft.NewLogCache(logCacheEntries, n.wal)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	if n.raft, err = hraft.NewRaft(rc, n.fsm, logs, n.wal, n.snaps, n.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.batch = newBatcher(n.raft, cfg, n.done, n.raftDone)
