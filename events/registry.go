@@ -100,9 +100,24 @@ func PrepareAppend(stream string, evs []Event, now time.Time) ([]Event, error) {
 	}
 	out := make([]Event, len(evs))
 	copy(out, evs)
-	for i := range out {
-		out[i].Stream = stream
-	}
-	stampTime(out, now.UTC())
+	prepare(stream, out, now)
 	return out, nil
+}
+
+// PrepareOwnedAppend is PrepareAppend for events the caller hands over
+// (decoded for this append alone): it sets Stream and stamps the time in
+// evs itself, sparing the copy.
+func PrepareOwnedAppend(stream string, evs []Event, now time.Time) error {
+	if err := ValidateAppend(stream, evs); err != nil {
+		return err
+	}
+	prepare(stream, evs, now)
+	return nil
+}
+
+func prepare(stream string, evs []Event, now time.Time) {
+	for i := range evs {
+		evs[i].Stream = stream
+	}
+	stampTime(evs, now.UTC())
 }

@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +51,11 @@ const (
 // encodeAppend's message.
 func appendWireAppend(buf []byte, stream string, expect events.Expect, evs []events.Event) []byte {
 	kind, v := encodeExpect(expect)
+	size := 1 + protowire.SizeBytes(len(stream)) + 2*(1+protowire.SizeVarint(v))
+	for i := range evs {
+		size += 1 + protowire.SizeBytes(wireEventSize(&evs[i]))
+	}
+	buf = slices.Grow(buf, size)
 	if stream != "" {
 		buf = protowire.AppendTag(buf, fieldAppendStream, protowire.BytesType)
 		buf = protowire.AppendString(buf, stream)

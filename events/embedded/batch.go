@@ -30,6 +30,12 @@ type BatchResult struct {
 // same batches in the same order gives every replica the same positions
 // and hashes.
 //
+// AppendBatch takes the appends' Events slices over: it sets the events'
+// stream, time, version, position and hashes in them and keeps them until
+// they are indexed, so the caller must not use or change them afterwards.
+// (The raft FSM decodes each entry's events for this call alone; a copy
+// per replica and event was a tenth of a 3-node cluster's allocations.)
+//
 // An append that fails validation fails alone. The error return is for
 // the batch as a whole: ErrClosed, an index failure while looking ids up,
 // or ctx's error once the appends joined a group (their outcome is then
@@ -50,7 +56,7 @@ func (s *Store) AppendBatch(ctx context.Context, appends []BatchAppend) ([]Batch
 	at := make([]int, 0, len(appends))
 	now := s.cfg.now()
 	for i, a := range appends {
-		req, invalid, err := s.prepare(a.Stream, a.Expect, a.Events, now)
+		req, invalid, err := s.prepare(a.Stream, a.Expect, a.Events, now, true)
 		if invalid {
 			out[i].Err = err
 			s.outstanding.Add(-1) // no group waits for it

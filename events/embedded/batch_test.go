@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func TestAppendBatch(t *testing.T) {
 		defer s.Close()
 		for _, b := range batches {
 			syncs := s.Stats().Syncs
-			out, err := s.AppendBatch(ctx, b)
+			out, err := s.AppendBatch(ctx, cloneBatch(b)) // AppendBatch takes its events over
 			if err != nil {
 				t.Fatalf("store %d: AppendBatch: %v", si, err)
 			}
@@ -89,4 +90,14 @@ func TestAppendBatch(t *testing.T) {
 	if h0 != h1 || h0.Position != 7 {
 		t.Errorf("heads %+v and %+v, want the same at position 7", h0, h1)
 	}
+}
+
+// cloneBatch copies appends' events, for one AppendBatch call to own.
+func cloneBatch(appends []BatchAppend) []BatchAppend {
+	out := make([]BatchAppend, len(appends))
+	for i, a := range appends {
+		out[i] = a
+		out[i].Events = slices.Clone(a.Events)
+	}
+	return out
 }

@@ -178,7 +178,7 @@ func (s *Store) Append(ctx context.Context, stream string, expect events.Expect,
 	}
 	s.outstanding.Add(1)
 	defer s.outstanding.Add(-1)
-	req, _, err := s.prepare(stream, expect, evs, s.cfg.now())
+	req, _, err := s.prepare(stream, expect, evs, s.cfg.now(), false)
 	if err != nil {
 		return events.AppendResult{}, err
 	}
@@ -195,9 +195,16 @@ func (s *Store) Append(ctx context.Context, stream string, expect events.Expect,
 
 // prepare validates an append, computes its content digests and looks its
 // ids up in the index: everything that can be done before joining a group.
-// invalid reports that err is the append's validation error.
-func (s *Store) prepare(stream string, expect events.Expect, evs []events.Event, now time.Time) (_ *appendReq, invalid bool, _ error) {
-	prepared, err := events.PrepareAppend(stream, evs, now)
+// invalid reports that err is the append's validation error. With owned,
+// the store keeps and changes evs itself rather than a copy.
+func (s *Store) prepare(stream string, expect events.Expect, evs []events.Event, now time.Time, owned bool) (_ *appendReq, invalid bool, _ error) {
+	prepared := evs
+	var err error
+	if owned {
+		err = events.PrepareOwnedAppend(stream, evs, now)
+	} else {
+		prepared, err = events.PrepareAppend(stream, evs, now)
+	}
 	if err != nil {
 		return nil, true, err
 	}
