@@ -50,6 +50,12 @@ type fsm struct {
 	// counts appends settled by replay (see above). For tests and status.
 	restores, replayed atomic.Int64
 
+	// Scratch of ApplyBatch, reused from one call to the next (raft's
+	// FSM goroutine makes them one at a time).
+	batch []embedded.BatchAppend
+	slots []applySlot
+	resps []*applyResponse
+
 	mu      sync.Mutex
 	head    events.Head   // the log as applied so far
 	changed chan struct{} // closed and replaced whenever head moves
@@ -60,6 +66,13 @@ var (
 	_ hraft.BatchingFSM = (*fsm)(nil)
 	_ hraft.FSM         = (*fsm)(nil)
 )
+
+// applySlot is where the result of one append of an AppendBatch goes:
+// the i-th result of its entry's response.
+type applySlot struct {
+	resp *applyResponse
+	i    int
+}
 
 // applyResponse is what the fsm returns for one entry: a result per append,
 // in order, and the head once the entry was applied.
@@ -121,44 +134,42 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 		return out
 	}
 	ctx := context.Background()
-	type slot struct {
-		resp *applyResponse
-		i    int
-	}
-	var batch []embedded.BatchAppend
-	var slots []slot
-	var resps []*applyResponse
+	batch, slots, resps := f.batch[:0], f.slots[:0], f.resps[:0]
+	defer func() {
+		// Keep the scratch, not what it points to.
+		clear(batch)
+		clear(slots)
+		clear(resps)
+		f.batch, f.slots, f.resps = batch[:0], slots[:0], resps[:0]
+	}()
 	for i, l := range logs {
 		if l.Type != hraft.LogCommand {
 			continue
 		}
-		resp := &applyResponse{}
-		var replayErr error
-		err := decodeCommand(l.Data, func(call appendCall, err error) {
-			j := len(resp.results)
-			resp.results = append(resp.results, embedded.BatchResult{Err: err})
-			if err != nil || replayErr != nil {
-				return
-			}
-			if f.replaying() {
-				if replayErr = f.replay(ctx, call, &resp.results[j]); replayErr == nil {
-					resp.head = f.headNow()
-				}
-				return
-			}
-			batch = append(batch, embedded.BatchAppend{Stream: call.stream, Expect: call.expect, Events: call.events})
-			slots = append(slots, slot{resp, j})
-		})
+		decoded, err := decodeCommand(l.Data)
 		if err != nil {
 			// Every replica fails the same way on the same bytes.
 			out[i] = fmt.Errorf("raft: decode entry %d: %w", l.Index, err)
 			continue
 		}
-		if replayErr != nil {
-			return f.fatal(out, fmt.Errorf("replay entry %d: %w", l.Index, replayErr))
-		}
+		resp := &applyResponse{results: make([]embedded.BatchResult, len(decoded))}
 		out[i] = resp
 		resps = append(resps, resp)
+		for j, d := range decoded {
+			if d.err != nil {
+				resp.results[j].Err = d.err
+				continue
+			}
+			if f.replaying() {
+				if err := f.replay(ctx, d.call, &resp.results[j]); err != nil {
+					return f.fatal(out, fmt.Errorf("replay entry %d: %w", l.Index, err))
+				}
+				resp.head = f.headNow()
+				continue
+			}
+			batch = append(batch, embedded.BatchAppend{Stream: d.call.stream, Expect: d.call.expect, Events: d.call.events})
+			slots = append(slots, applySlot{resp, j})
+		}
 	}
 	if len(batch) > 0 {
 		results, err := f.store.AppendBatch(ctx, batch)

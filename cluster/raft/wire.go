@@ -117,48 +117,52 @@ func appendWireString(buf []byte, num protowire.Number, s string) []byte {
 // proto.Unmarshal failed it.
 var errWire = errors.New("malformed protobuf")
 
-// decodeCommand decodes a RaftCommand entry into its appends, calling fn
-// with each in order: the decoded call, or the error decodeAppend gives
-// for the append's content. An error returned means the entry's bytes are
-// not a RaftCommand, and nothing of it applies; fn is then not called,
-// as every append is decoded before the first call.
+// decodedAppend is one append of a command entry: the decoded call, or
+// the error decodeAppend gives for the append's content.
+type decodedAppend struct {
+	call appendCall
+	err  error
+}
+
+// decodeCommand decodes a RaftCommand entry into its appends, in order.
+// An error means the entry's bytes are not a RaftCommand, and nothing of
+// it applies.
 //
 // The events' Data alias data, which must not change afterwards.
-func decodeCommand(data []byte, fn func(appendCall, error)) error {
-	type decoded struct {
-		call appendCall
-		err  error
-	}
-	var out []decoded
-	for len(data) > 0 {
-		num, typ, n := consumeTag(data)
-		if n < 0 {
-			return wireError(n)
+func decodeCommand(data []byte) ([]decodedAppend, error) {
+	// A first pass checks the entry's framing and counts its appends, so
+	// the result is allocated once.
+	n := 0
+	for rest := data; len(rest) > 0; {
+		num, typ, k := consumeTag(rest)
+		if k < 0 {
+			return nil, wireError(k)
 		}
-		data = data[n:]
+		rest = rest[k:]
+		if k = protowire.ConsumeFieldValue(num, typ, rest); k < 0 {
+			return nil, wireError(k)
+		}
 		if num == fieldCommandAppends && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(data)
-			if n < 0 {
-				return wireError(n)
-			}
-			data = data[n:]
+			n++
+		}
+		rest = rest[k:]
+	}
+	out := make([]decodedAppend, 0, n)
+	for len(data) > 0 {
+		num, typ, k := consumeTag(data)
+		data = data[k:]
+		k = protowire.ConsumeFieldValue(num, typ, data)
+		if num == fieldCommandAppends && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(data)
 			call, err := decodeWireAppend(v)
 			if errors.Is(err, errWire) {
-				return err
+				return nil, err
 			}
-			out = append(out, decoded{call, err})
-			continue
+			out = append(out, decodedAppend{call, err})
 		}
-		n = protowire.ConsumeFieldValue(num, typ, data)
-		if n < 0 {
-			return wireError(n)
-		}
-		data = data[n:]
+		data = data[k:]
 	}
-	for _, d := range out {
-		fn(d.call, d.err)
-	}
-	return nil
+	return out, nil
 }
 
 // consumeTag is protowire.ConsumeTag, also refusing field numbers above
@@ -180,75 +184,78 @@ func wireError(n int) error {
 // unknown expect kind, a bad id) with decodeAppend's error.
 func decodeWireAppend(data []byte) (appendCall, error) {
 	var (
-		stream    string
-		kind      int32
-		version   uint64
-		evs       []events.Event
-		eventMsgs [][]byte
+		stream  string
+		kind    int32
+		version uint64
+		nevents int
 	)
-	for len(data) > 0 {
-		num, typ, n := consumeTag(data)
+	for rest := data; len(rest) > 0; {
+		num, typ, n := consumeTag(rest)
 		if n < 0 {
 			return appendCall{}, wireError(n)
 		}
-		data = data[n:]
+		rest = rest[n:]
 		switch {
 		case num == fieldAppendStream && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(data)
+			v, n := protowire.ConsumeBytes(rest)
 			if n < 0 {
 				return appendCall{}, wireError(n)
 			}
 			if !utf8.Valid(v) {
 				return appendCall{}, fmt.Errorf("%w: stream is not valid UTF-8", errWire)
 			}
-			stream, data = string(v), data[n:]
+			stream, rest = string(v), rest[n:]
 		case num == fieldAppendExpectKind && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(data)
+			v, n := protowire.ConsumeVarint(rest)
 			if n < 0 {
 				return appendCall{}, wireError(n)
 			}
-			kind, data = int32(v), data[n:]
+			kind, rest = int32(v), rest[n:]
 		case num == fieldAppendExpectVersion && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(data)
+			v, n := protowire.ConsumeVarint(rest)
 			if n < 0 {
 				return appendCall{}, wireError(n)
 			}
-			version, data = v, data[n:]
-		case num == fieldAppendEvents && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(data)
-			if n < 0 {
-				return appendCall{}, wireError(n)
-			}
-			eventMsgs, data = append(eventMsgs, v), data[n:]
+			version, rest = v, rest[n:]
 		default:
-			n := protowire.ConsumeFieldValue(num, typ, data)
+			n := protowire.ConsumeFieldValue(num, typ, rest)
 			if n < 0 {
 				return appendCall{}, wireError(n)
 			}
-			data = data[n:]
+			if num == fieldAppendEvents && typ == protowire.BytesType {
+				nevents++
+			}
+			rest = rest[n:]
 		}
 	}
-	// Every event must be well formed before any content error counts,
-	// as proto.Unmarshal fails the entry first.
-	evs = make([]events.Event, len(eventMsgs))
-	var contentErr error
-	for i, m := range eventMsgs {
-		e, err := decodeWireEvent(m)
-		if errors.Is(err, errWire) {
-			return appendCall{}, err
+	// The events, on a second pass. Every one must be well formed before
+	// a content error counts, as proto.Unmarshal fails the entry first.
+	evs := make([]events.Event, 0, nevents)
+	bad, badErr := -1, error(nil)
+	for len(data) > 0 {
+		num, typ, n := consumeTag(data)
+		data = data[n:]
+		n = protowire.ConsumeFieldValue(num, typ, data)
+		if num == fieldAppendEvents && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(data)
+			e, err := decodeWireEvent(v)
+			if errors.Is(err, errWire) {
+				return appendCall{}, err
+			}
+			if err != nil && bad < 0 {
+				bad, badErr = len(evs), err
+			}
+			e.Stream = stream
+			evs = append(evs, e)
 		}
-		if err != nil && contentErr == nil {
-			contentErr = fmt.Errorf("event %d of append to %s: %w", i, stream, err)
-		}
-		e.Stream = stream
-		evs[i] = e
+		data = data[n:]
 	}
 	expect, err := decodeExpect(logbookv1.ExpectKind(kind), version)
 	if err != nil {
 		return appendCall{}, err
 	}
-	if contentErr != nil {
-		return appendCall{}, contentErr
+	if bad >= 0 {
+		return appendCall{}, fmt.Errorf("event %d of append to %s: %w", bad, stream, badErr)
 	}
 	return appendCall{stream: stream, expect: expect, events: evs}, nil
 }

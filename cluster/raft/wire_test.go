@@ -64,14 +64,16 @@ func TestDecodeCommand(t *testing.T) {
 	a := wireEvents("unit-a", 2)
 	b := wireEvents("unit-b", 1)
 	cmd := command(appendWireAppend(nil, "unit-a", events.Exactly(7), a), appendWireAppend(nil, "unit-b", events.NoStream, b))
-	var calls []appendCall
-	if err := decodeCommand(cmd, func(c appendCall, err error) {
-		if err != nil {
-			t.Fatalf("append %d: %v", len(calls), err)
-		}
-		calls = append(calls, c)
-	}); err != nil {
+	decoded, err := decodeCommand(cmd)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var calls []appendCall
+	for i, d := range decoded {
+		if d.err != nil {
+			t.Fatalf("append %d: %v", i, d.err)
+		}
+		calls = append(calls, d.call)
 	}
 	want := []appendCall{{"unit-a", events.Exactly(7), a}, {"unit-b", events.NoStream, b}}
 	if len(calls) != len(want) {
@@ -88,11 +90,10 @@ func TestDecodeCommand(t *testing.T) {
 		}
 	}
 
-	// A malformed append fails the whole entry, before any append is
-	// handed over.
+	// A malformed append fails the whole entry.
 	bad := command(appendWireAppend(nil, "unit-a", events.Any, a), []byte{0x0a, 0x05, 'x'})
-	if err := decodeCommand(bad, func(appendCall, error) { t.Fatal("an append of a malformed entry was handed over") }); err == nil {
-		t.Fatal("malformed entry decoded")
+	if got, err := decodeCommand(bad); err == nil {
+		t.Fatalf("malformed entry decoded into %d appends", len(got))
 	}
 }
 
@@ -123,19 +124,11 @@ func FuzzCommandWire(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var cmd logbookv1.RaftCommand
 		refErr := proto.Unmarshal(data, &cmd)
-		type outcome struct {
-			call appendCall
-			err  error
-		}
-		var got []outcome
-		err := decodeCommand(data, func(c appendCall, err error) { got = append(got, outcome{c, err}) })
+		got, err := decodeCommand(data)
 		if (err != nil) != (refErr != nil) {
 			t.Fatalf("entry: decodeCommand %v, proto.Unmarshal %v", err, refErr)
 		}
 		if err != nil {
-			if len(got) > 0 {
-				t.Fatal("appends of a failed entry were handed over")
-			}
 			return
 		}
 		if len(got) != len(cmd.GetAppends()) {
