@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -862,7 +863,7 @@ func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
 			runs = append(runs, b)
 		}
 	}
-	slices.SortFunc(ids, func(a, b indexID) int { return bytes.Compare(a.id[:], b.id[:]) })
+	slices.SortFunc(ids, compareIndexIDs)
 	var v [8]byte
 	for _, e := range ids {
 		key = append(append(key[:0], prefixID), e.id[:]...)
@@ -896,6 +897,16 @@ func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
 type indexID struct {
 	id  uuid.UUID
 	pos uint64
+}
+
+// compareIndexIDs orders ids as their 16 bytes compare, as two big-endian
+// words: the sort of a batch's ids took a tenth of the CPU of 256-event
+// appends with bytes.Compare.
+func compareIndexIDs(a, b indexID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a.id[:8]), binary.BigEndian.Uint64(b.id[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a.id[8:]), binary.BigEndian.Uint64(b.id[8:]))
 }
 
 // publish makes a durable group visible, keeping its frames in
