@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -148,21 +149,32 @@ func decodeCommand(data []byte) ([]decodedAppend, error) {
 		rest = rest[k:]
 	}
 	out := make([]decodedAppend, 0, n)
-	for len(data) > 0 {
-		num, typ, k := consumeTag(data)
-		data = data[k:]
-		k = protowire.ConsumeFieldValue(num, typ, data)
-		if num == fieldCommandAppends && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(data)
-			call, err := decodeWireAppend(v)
-			if errors.Is(err, errWire) {
-				return nil, err
-			}
-			out = append(out, decodedAppend{call, err})
+	for v := range bytesFields(data, fieldCommandAppends) {
+		call, err := decodeWireAppend(v)
+		if errors.Is(err, errWire) {
+			return nil, err
 		}
-		data = data[k:]
+		out = append(out, decodedAppend{call, err})
 	}
 	return out, nil
+}
+
+// bytesFields yields the values of the length-delimited fields numbered
+// num in msg, whose framing has been checked.
+func bytesFields(msg []byte, num protowire.Number) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(msg) > 0 {
+			n, typ, k := consumeTag(msg)
+			msg = msg[k:]
+			k = protowire.ConsumeFieldValue(n, typ, msg)
+			if n == num && typ == protowire.BytesType {
+				if v, _ := protowire.ConsumeBytes(msg); !yield(v) {
+					return
+				}
+			}
+			msg = msg[k:]
+		}
+	}
 }
 
 // consumeTag is protowire.ConsumeTag, also refusing field numbers above
@@ -232,23 +244,16 @@ func decodeWireAppend(data []byte) (appendCall, error) {
 	// a content error counts, as proto.Unmarshal fails the entry first.
 	evs := make([]events.Event, 0, nevents)
 	bad, badErr := -1, error(nil)
-	for len(data) > 0 {
-		num, typ, n := consumeTag(data)
-		data = data[n:]
-		n = protowire.ConsumeFieldValue(num, typ, data)
-		if num == fieldAppendEvents && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(data)
-			e, err := decodeWireEvent(v)
-			if errors.Is(err, errWire) {
-				return appendCall{}, err
-			}
-			if err != nil && bad < 0 {
-				bad, badErr = len(evs), err
-			}
-			e.Stream = stream
-			evs = append(evs, e)
+	for v := range bytesFields(data, fieldAppendEvents) {
+		e, err := decodeWireEvent(v)
+		if errors.Is(err, errWire) {
+			return appendCall{}, err
 		}
-		data = data[n:]
+		if err != nil && bad < 0 {
+			bad, badErr = len(evs), err
+		}
+		e.Stream = stream
+		evs = append(evs, e)
 	}
 	expect, err := decodeExpect(logbookv1.ExpectKind(kind), version)
 	if err != nil {
