@@ -39,6 +39,7 @@ type Agent struct {
 	stopWork, stopLink context.CancelFunc
 	linkWG             sync.WaitGroup
 	linkUp             chan struct{}
+	serversMu          sync.Mutex // rememberServers' (id.URLs, the enrolment file)
 	closeOnce          sync.Once
 	closeErr           error
 	done               chan struct{}
@@ -159,8 +160,17 @@ func (a *Agent) open(ctx context.Context) error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.ReconnectBufSize(-1), // while offline, publishing fails and the spool keeps the events
-		nats.ConnectHandler(func(*nats.Conn) { a.signalLinkUp(); a.logger.Info("link: connected") }),
-		nats.ReconnectHandler(func(*nats.Conn) { a.signalLinkUp(); a.logger.Info("link: reconnected") }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			a.signalLinkUp()
+			a.logger.Info("link: connected", "server", nc.ConnectedUrlRedacted())
+			a.rememberServers(nc)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			a.signalLinkUp()
+			a.logger.Info("link: reconnected", "server", nc.ConnectedUrlRedacted())
+			a.rememberServers(nc)
+		}),
+		nats.DiscoveredServersHandler(a.rememberServers),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { a.logger.Warn("link: disconnected", "err", err) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.logger.Warn("link: error", "err", err) }),
 	)
@@ -180,6 +190,30 @@ func (a *Agent) open(ctx context.Context) error {
 	}
 	a.logger.Info("agent started", "data_dir", cfg.DataDir, "servers", urls, "backlog", a.spool.Backlog())
 	return nil
+}
+
+// rememberServers keeps the servers the link has learned of in the stored
+// enrolment. A control-plane node's NATS server announces those of the
+// other nodes; the client fails over to them while it runs, and with them
+// stored a later start finds the control plane too while the node the unit
+// enrolled through is down. Called on nats.go's callback goroutine.
+func (a *Agent) rememberServers(nc *nats.Conn) {
+	learned := nc.DiscoveredServers()
+	if len(learned) == 0 {
+		return
+	}
+	a.serversMu.Lock()
+	defer a.serversMu.Unlock()
+	before := len(a.id.URLs)
+	urls, err := addServerURLs(enrolmentPath(a.cfg.DataDir), a.cfg.Servers, learned)
+	if err != nil {
+		a.logger.Warn("link: could not store the servers learned from the control plane", "err", err)
+		return
+	}
+	if len(urls) > before {
+		a.id.URLs = urls
+		a.logger.Info("link: stored servers learned from the control plane", "servers", urls[before:])
+	}
 }
 
 func (a *Agent) signalLinkUp() {

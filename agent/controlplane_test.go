@@ -60,6 +60,11 @@ type fakeCP struct {
 
 func newFakeCP(t testing.TB) *fakeCP {
 	t.Helper()
+	return newFakeCPWith(t, fakeCPOptions())
+}
+
+// fakeCPOptions are the fake control plane's server options: its users.
+func fakeCPOptions() *server.Options {
 	unitPerms := &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: []string{testUnit + ".event.>"}},
 		Subscribe: &server.SubjectPermission{Allow: []string{testUnit + ".command.>", "_INBOX_" + testUnit + ".>"}},
@@ -79,6 +84,12 @@ func newFakeCP(t testing.TB) *fakeCP {
 			{Username: "cp", Password: "cp-secret"},
 		},
 	}
+	return opts
+}
+
+// newFakeCPWith starts the fake control plane on a server with opts.
+func newFakeCPWith(t testing.TB, opts *server.Options) *fakeCP {
+	t.Helper()
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)

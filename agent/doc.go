@@ -99,7 +99,9 @@
 //
 //	identity/key.pem          the unit's ed25519 key (PKCS#8 PEM), 0600
 //	identity/enrolment.json   NATS user, password and URLs, the control
-//	                          plane's public key, 0600
+//	                          plane's public key, 0600; the URLs grow by
+//	                          the servers of the other control-plane
+//	                          nodes the link learns of
 //	spool/gen-<base>/         spool generations: embedded event stores,
 //	                          stream outbox-<unit>, one EdgeEvent per
 //	                          event; seq = base + position

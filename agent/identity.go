@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	logbookv1 "github.com/logbook-fleet/logbook/proto/logbook/v1"
@@ -154,4 +155,42 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 		return nil, &IdentityError{Path: path, Reason: fmt.Sprintf("%T is not an ed25519 key", k)}
 	}
 	return key, nil
+}
+
+// maxServerURLs bounds the server URLs kept in the enrolment.
+const maxServerURLs = 32
+
+// addServerURLs adds the URLs of learned not yet in the stored enrolment
+// at path (after those it has, in the order learned), and returns the
+// enrolment's URLs, changed or not. An enrolment that named no URLs (the
+// agent used its configured servers) starts from configured.
+func addServerURLs(path string, configured, learned []string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f enrolmentFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, &IdentityError{Path: path, Reason: err.Error()}
+	}
+	urls := slices.Clone(f.NATSURLs)
+	if len(urls) == 0 {
+		learned = append(slices.Clone(configured), learned...)
+	}
+	for _, u := range learned {
+		if len(urls) >= maxServerURLs {
+			break
+		}
+		if !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == len(f.NATSURLs) {
+		return urls, nil
+	}
+	f.NATSURLs = urls
+	if err := writeJSONAtomic(path, f, 0o600); err != nil {
+		return nil, fmt.Errorf("store enrolment: %w", err)
+	}
+	return urls, nil
 }
