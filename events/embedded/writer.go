@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -784,19 +785,28 @@ func (s *Store) indexLoop() {
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	for b := range s.synced {
-		s.awaitSync(idle)
-		// Take whatever else is waiting: one commit for all of it.
+		// Gather indexBatchGroups groups, or what came until the log went
+		// quiet, for one commit, made while a sync runs (see awaitSync).
 		bs = append(bs[:0], b)
-	more:
-		for len(bs) < 64 {
-			select {
-			case nb, ok := <-s.synced:
-				if !ok {
+		nevents := groupEvents(b)
+		for {
+			quiet := !s.awaitSync(idle)
+		more:
+			for len(bs) < cap(s.synced) {
+				select {
+				case nb, ok := <-s.synced:
+					if !ok {
+						quiet = true
+						break more
+					}
+					bs = append(bs, nb)
+					nevents += groupEvents(nb)
+				default:
 					break more
 				}
-				bs = append(bs, nb)
-			default:
-				break more
+			}
+			if quiet || len(bs) >= indexBatchGroups || nevents >= indexBatchEvents {
+				break
 			}
 		}
 		err := s.failure()
@@ -819,11 +829,40 @@ func (s *Store) indexLoop() {
 	}
 }
 
+// indexBatchGroups is how many write groups the index loop gathers into
+// one commit while the log is busy. Each append puts a stream-run key into
+// the index, and under load a group holds about one append per stream;
+// the memtable searches for the place of each such key from its top, but
+// inserts a key next to the one before it almost for free. With the runs
+// of many groups in one batch, sorted, a stream's runs are neighbours:
+// 64 writers appending single events spent 1.4 us per event indexing with
+// a commit every 2 groups, 0.9 us with 16 (the memtable's share of it
+// less than half). Readers find the groups not yet indexed in
+// Store.pending, as before.
+//
+// Groups of large appends gain nothing from it (a run key covers many
+// events) and their ids only take longer to sort, so gathering also stops
+// at indexBatchEvents.
+const (
+	indexBatchGroups = 16
+	indexBatchEvents = 4096
+)
+
+// groupEvents is the number of events g wrote.
+func groupEvents(g *batch) int {
+	n := 0
+	for _, fr := range g.refs {
+		n += len(fr.req.evs)
+	}
+	return n
+}
+
 // indexDelay is the longest the index loop waits for a group's sync to
 // start before indexing anyway (the log went quiet).
 const indexDelay = time.Millisecond
 
-// awaitSync waits until a leader starts a sync, or indexDelay passes.
+// awaitSync waits until a leader starts a sync, or indexDelay passes; it
+// reports which.
 //
 // Under load, the time between two syncs is when the appenders of the last
 // group wake, prepare their next appends and join the next group; the sync
@@ -831,23 +870,25 @@ const indexDelay = time.Millisecond
 // the appenders and delay the next sync (the 64-writer append benchmark
 // spent a third of each cycle there), so the index loop does its work while
 // the disk is busy instead.
-func (s *Store) awaitSync(idle *time.Timer) {
+func (s *Store) awaitSync(idle *time.Timer) (synced bool) {
 	select {
 	case <-s.syncing: // a sync that started before this group was handed over
 	default:
 	}
 	idle.Reset(indexDelay)
+	defer idle.Stop()
 	select {
 	case <-s.syncing:
+		return true
 	case <-idle.C:
+		return false
 	}
-	idle.Stop()
 }
 
 // index commits the index entries of bs and the checkpoint after them in
-// one Pebble batch. The entries go in key order (ids, mostly ascending as
-// UUIDv7s are, then positions, then stream runs): the memtable inserts
-// them fastest that way.
+// one Pebble batch. The entries go in key order (ids, then positions, then
+// stream runs by stream and version): the memtable inserts them fastest
+// that way.
 func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
 	pb := s.idx.NewBatch()
 	defer pb.Close()
@@ -880,11 +921,20 @@ func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
 			}
 		}
 	}
+	var rs []*indexedFrame
 	for _, b := range runs {
-		for i, fr := range b.refs {
-			f := &b.frames[i]
-			key = indexRun(pb, key, fr.req.stream, f.lastVersion, f.run)
+		for i := range b.frames {
+			rs = append(rs, &b.frames[i])
 		}
+	}
+	slices.SortFunc(rs, func(a, b *indexedFrame) int {
+		if c := strings.Compare(a.stream, b.stream); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.lastVersion, b.lastVersion)
+	})
+	for _, f := range rs {
+		key = indexRun(pb, key, f.stream, f.lastVersion, f.run)
 	}
 	if err := pb.Commit(pebble.NoSync); err != nil {
 		err = fmt.Errorf("index: %w", err)
