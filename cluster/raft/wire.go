@@ -49,7 +49,9 @@ const (
 
 // appendWireAppend appends the encoded ClusterAppend of prepared events
 // (stream set, time stamped) to buf: the bytes proto.Marshal gives for
-// encodeAppend's message.
+// encodeAppend's message. The stream must have passed
+// events.ValidateStream, as PrepareAppend checks: proto.Marshal refused a
+// stream that is not UTF-8, and every replica refuses an entry holding one.
 func appendWireAppend(buf []byte, stream string, expect events.Expect, evs []events.Event) []byte {
 	kind, v := encodeExpect(expect)
 	size := 1 + protowire.SizeBytes(len(stream)) + 2*(1+protowire.SizeVarint(v))
