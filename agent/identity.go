@@ -100,14 +100,23 @@ func loadOrEnrol(ctx context.Context, dataDir, unit, token string, enroller Enro
 		ControlPlaneKey: cpk, EnrolledAt: f.EnrolledAt}, nil
 }
 
-func loadEnrolment(path string) (*Identity, error) {
+// readEnrolmentFile reads the stored enrolment at path as it is on disk.
+func readEnrolmentFile(path string) (enrolmentFile, error) {
+	var f enrolmentFile
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return f, err
 	}
-	var f enrolmentFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, &IdentityError{Path: path, Reason: err.Error()}
+		return f, &IdentityError{Path: path, Reason: err.Error()}
+	}
+	return f, nil
+}
+
+func loadEnrolment(path string) (*Identity, error) {
+	f, err := readEnrolmentFile(path)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case f.Unit == "":
@@ -165,13 +174,9 @@ const maxServerURLs = 32
 // enrolment's URLs, changed or not. An enrolment that named no URLs (the
 // agent used its configured servers) starts from configured.
 func addServerURLs(path string, configured, learned []string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	f, err := readEnrolmentFile(path)
 	if err != nil {
 		return nil, err
-	}
-	var f enrolmentFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, &IdentityError{Path: path, Reason: err.Error()}
 	}
 	urls := slices.Clone(f.NATSURLs)
 	if len(urls) == 0 {
