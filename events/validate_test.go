@@ -111,6 +111,38 @@ func TestPrepareAppend(t *testing.T) {
 	}
 }
 
+// PrepareOwnedAppend prepares the caller's slice itself, as PrepareAppend
+// prepares its copy, and leaves it alone when the append is invalid.
+func TestPrepareOwnedAppend(t *testing.T) {
+	evs := validEvents(3)
+	evs[1].Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 5*3600))
+	now := time.Date(2026, 11, 22, 12, 0, 0, 1, time.FixedZone("y", -7200))
+	want, err := events.PrepareAppend("unit-x", evs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.PrepareOwnedAppend("unit-x", evs, now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if !eventsEqual(evs[i], want[i]) || evs[i].Time.Location() != time.UTC {
+			t.Fatalf("event %d prepared in place: %+v, want %+v", i, evs[i], want[i])
+		}
+	}
+
+	bad := validEvents(2)
+	bad[1].ID = bad[0].ID
+	orig := slices.Clone(bad)
+	if err := events.PrepareOwnedAppend("unit-x", bad, now); err == nil {
+		t.Fatal("an append repeating an id was prepared")
+	}
+	for i := range bad {
+		if !eventsEqual(bad[i], orig[i]) {
+			t.Fatalf("a refused append changed event %d: %+v, was %+v", i, bad[i], orig[i])
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	var err error = &events.WrongExpectedVersionError{Stream: "unit-x", Expected: events.Exactly(3), Actual: 5}
 	wrapped := errors.Join(errors.New("context"), err)

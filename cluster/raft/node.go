@@ -19,7 +19,6 @@ import (
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/logbook-fleet/logbook/events"
 	"github.com/logbook-fleet/logbook/events/embedded"
@@ -512,10 +511,7 @@ func (n *Node) handle(ctx context.Context, req *logbookv1.NodeRequest) *logbookv
 		if err != nil {
 			return fail(err)
 		}
-		enc, err := proto.Marshal(c.Append.GetAppend())
-		if err != nil {
-			return fail(err)
-		}
+		enc := appendWireAppend(nil, call.stream, call.expect, call.events)
 		r := n.batch.submit(ctx, enc, len(call.events))
 		if r.err != nil && !deterministic(r.err) {
 			return fail(r.err)

@@ -893,15 +893,13 @@ func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
 	pb := s.idx.NewBatch()
 	defer pb.Close()
 	var ids []indexID
-	var runs []*batch
+	var rs []*indexedFrame
 	for _, b := range bs {
-		for _, fr := range b.refs {
-			for i := range fr.req.evs {
-				ids = append(ids, indexID{fr.req.evs[i].ID, fr.req.evs[i].Position})
+		for i, fr := range b.refs {
+			for j := range fr.req.evs {
+				ids = append(ids, indexID{fr.req.evs[j].ID, fr.req.evs[j].Position})
 			}
-		}
-		if len(b.refs) > 0 {
-			runs = append(runs, b)
+			rs = append(rs, &b.frames[i])
 		}
 	}
 	slices.SortFunc(ids, compareIndexIDs)
@@ -913,18 +911,12 @@ func (s *Store) index(bs []*batch, key []byte) ([]byte, error) {
 	}
 	last := bs[len(bs)-1]
 	pb.Set(checkpointKey, encodeCheckpoint(checkpoint{head: last.after.head, end: last.after.end}), nil)
-	for _, b := range runs {
+	for _, b := range bs {
 		for i, fr := range b.refs {
 			if fr.posEntry {
 				f := &b.frames[i]
 				key = indexPos(pb, key, f.firstPos, f.frame)
 			}
-		}
-	}
-	var rs []*indexedFrame
-	for _, b := range runs {
-		for i := range b.frames {
-			rs = append(rs, &b.frames[i])
 		}
 	}
 	slices.SortFunc(rs, func(a, b *indexedFrame) int {
